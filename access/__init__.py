@@ -1,0 +1,1 @@
+"""API tokens and the authentication shared by the JSON API and websockets."""

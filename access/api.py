@@ -1,0 +1,72 @@
+"""A small decorator for JSON API views: method check, auth (session + CSRF, or Bearer token), JSON errors."""
+import functools
+import json
+
+from django.http import JsonResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from .services import user_for_token
+
+
+class ApiError(Exception):
+    def __init__(self, status, message, **extra):
+        super().__init__(message)
+        self.status, self.message, self.extra = status, message, extra
+
+
+def error_response(status, message, **extra):
+    response = JsonResponse({"error": {"message": message, **extra}}, status=status)
+    if status == 401:
+        response["WWW-Authenticate"] = 'Bearer realm="coe"'
+    return response
+
+
+def _authenticate(request):
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ApiError(401, "Authorization header must be 'Bearer <token>'.")
+        user = user_for_token(token.strip())
+        if user is None:
+            raise ApiError(401, "Invalid or revoked API token.")
+        request.user = user
+        return
+    if not request.user.is_authenticated:
+        raise ApiError(401, "Authentication required: log in or send 'Authorization: Bearer <token>'.")
+    if request.method not in ("GET", "HEAD", "OPTIONS"):
+        rejected = CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {})
+        if rejected is not None:
+            raise ApiError(403, "CSRF check failed: send the X-CSRFToken header with session authentication.")
+
+
+def json_body(request):
+    """Parse the request body as a JSON object or raise a 400 saying what is wrong."""
+    try:
+        data = json.loads(request.body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ApiError(400, "Request body is not valid UTF-8.")
+    except json.JSONDecodeError as exc:
+        raise ApiError(400, f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
+    if not isinstance(data, dict):
+        raise ApiError(400, "Request body must be a JSON object.")
+    return data
+
+
+def api_view(methods):
+    """Wrap a view that returns a dict (→ 200 JSON) or raises ApiError; only ``methods`` are allowed."""
+    def decorate(view):
+        @csrf_exempt  # CSRF is enforced above for session-authenticated writes; tokens need none
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            if request.method not in methods:
+                return error_response(405, f"Method {request.method} not allowed; use {', '.join(methods)}.")
+            try:
+                _authenticate(request)
+                result = view(request, *args, **kwargs)
+            except ApiError as exc:
+                return error_response(exc.status, exc.message, **exc.extra)
+            return result if hasattr(result, "status_code") else JsonResponse(result)
+        return wrapper
+    return decorate

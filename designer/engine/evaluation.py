@@ -1,0 +1,133 @@
+"""Honest evaluation of category-level CoE maps: choose on training folds, score on held-out folds.
+
+Protocol (K-fold over prompts, shuffled with `seed`). For each fold, from the training prompts only: category
+quality = mean training score per (category, model), frequencies = training share of each category; the exact
+front gives, for each budget b of the grid, the best map with training average cost <= b. That map routes the
+fold's held-out prompts (a category never seen in training goes to the expert carrying most of the map's
+training traffic). Every prompt is held out exactly once, so each budget yields one held-out score and one
+realised held-out average cost over all prompts.
+
+CoE(b) = the best held-out score among the budgets' maps whose *realised* held-out average cost is <= b: the
+front drawn from held-out points, never crediting a map that overspent b. `apgr_direct` instead scores each
+budget's own map, overspend or not, as a check that the envelope flatters little.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from .frontier import pareto_front
+from .metrics import Grid, RouteLLMMetrics, apgr, hull_at, routellm_metrics, upper_hull
+from .tables import ModelInfo
+
+
+@dataclass(frozen=True)
+class BudgetRow:
+    budget: float  # average-cost budget the maps were chosen for, on training folds
+    score: float  # held-out score of those maps
+    avg_cost: float  # their realised held-out average cost (the chosen parameter kind)
+    avg_total_params: float
+    avg_active_params: float
+    coe: float  # CoE(b), see the module docstring
+    hull: float  # random mix of single experts at b
+    oracle: float  # per-prompt oracle at average cost <= b
+
+
+@dataclass(frozen=True)
+class Point:
+    """A single expert, or the unconstrained per-prompt oracle, on all prompts."""
+
+    name: str
+    score: float
+    avg_total_params: float
+    avg_active_params: float
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    cost: str
+    folds: int
+    seed: int
+    n_prompts: int
+    n_categories: int
+    experts: list[Point]
+    cheapest: str
+    best: str
+    oracle: Point
+    rows: list[BudgetRow]
+    apgr: float
+    apgr_direct: float
+    hull_apgr: float
+    routellm: RouteLLMMetrics | None  # two-expert pools only
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
+    """Held-out index sets: a seeded shuffle cut into `folds` near-equal parts."""
+    if not 2 <= folds <= n:
+        raise ValueError(f"need 2 <= folds <= prompts ({n}), got {folds}")
+    return np.array_split(np.random.default_rng(seed).permutation(n), folds)
+
+
+def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, folds: int = 5, seed: int = 0,
+             cost: str = "total", n_budgets: int = 50) -> Evaluation:
+    """`scores[p, m]`: prompt p judged for `models[m]` (complete: see PromptScores.complete); `categories[p]`:
+    the router's category for prompt p; `cost`: 'total' or 'active' parameters per prompt."""
+    scores = np.asarray(scores, dtype=float)
+    n_prompts, n_models = scores.shape
+    if np.isnan(scores).any() or len(categories) != n_prompts or len(models) != n_models:
+        raise ValueError("need a complete prompts x models score matrix and one category per prompt")
+    costs = np.array([m.params(cost) for m in models])
+    totals = np.array([m.total_params for m in models])
+    actives = np.array([m.active_params for m in models])
+    means = scores.mean(axis=0)
+    grid = Grid.for_experts(costs, means, n_budgets)
+    names, cat_of = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
+
+    assigned = np.empty((n_budgets, n_prompts), dtype=int)  # expert of each held-out prompt, per budget
+    for held in kfold(n_prompts, folds, seed):
+        train = np.setdiff1d(np.arange(n_prompts), held)
+        seen, counts = np.unique(cat_of[train], return_counts=True)
+        quality = np.array([scores[train[cat_of[train] == c]].mean(axis=0) for c in seen])
+        front = pareto_front(quality, counts / counts.sum(), costs)
+        for i, budget in enumerate(grid.budgets):
+            choice = front.choices[front.at_budget(budget)]  # never None: all-cheapest costs exactly the minimum
+            per_cat = np.full(len(names), np.bincount(choice, weights=counts, minlength=n_models).argmax())
+            per_cat[seen] = choice
+            assigned[i, held] = per_cat[cat_of[held]]
+
+    held_scores = np.take_along_axis(scores, assigned.T, axis=1).mean(axis=0)
+    held_costs = costs[assigned].mean(axis=1)
+    coe = [held_scores[held_costs <= b * (1 + 1e-9)].max(initial=-np.inf) for b in grid.budgets]
+    hull = hull_at(upper_hull(costs, means), grid.budgets)
+    oracle_front = pareto_front(scores, np.full(n_prompts, 1 / n_prompts), costs)
+    oracle = [oracle_front.qualities[oracle_front.at_budget(b)] for b in grid.budgets]
+    rows = [BudgetRow(*map(float, r)) for r in zip(grid.budgets, held_scores, held_costs, totals[assigned].mean(axis=1),
+                                                   actives[assigned].mean(axis=1), coe, hull, oracle)]
+    best_per_prompt = oracle_front.choices[-1]
+    low, high = means[grid.cheapest], means[grid.best]
+    return Evaluation(
+        cost, folds, seed, n_prompts, len(names),
+        [Point(m.name, float(s), m.total_params, m.active_params) for m, s in zip(models, means)],
+        models[grid.cheapest].name, models[grid.best].name,
+        Point("oracle", float(oracle_front.qualities[-1]), float(totals[best_per_prompt].mean()),
+              float(actives[best_per_prompt].mean())),
+        rows, apgr(coe, low, high), apgr(held_scores, low, high), apgr(hull, low, high),
+        _two_expert(assigned, held_scores, costs, means),
+    )
+
+
+def _two_expert(assigned: np.ndarray, held_scores: np.ndarray, costs: np.ndarray, means: np.ndarray):
+    """RouteLLM's metrics for a weak/strong pair: operating points are the budgets' held-out (strong %, score),
+    plus always-weak (0 %) and always-strong (100 %), as RouteLLM's extreme thresholds give."""
+    if len(costs) != 2 or costs[0] == costs[1]:
+        return None
+    weak, strong = np.argsort(costs)
+    pct = np.concatenate([[0.0], (assigned == strong).mean(axis=1) * 100, [100.0]])
+    points = np.concatenate([[means[weak]], held_scores, [means[strong]]])
+    return routellm_metrics(pct, points, means[weak], means[strong])
