@@ -11,7 +11,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from hwsim.engine import POLICIES, BATCHING, ExpertSpec, SimConfig, get_machine, simulate, synthetic  # noqa: E402
+from hwsim.engine import BATCHING, POLICIES, ExpertSpec, SimConfig, get_machine, simulate, synthetic  # noqa: E402
 
 MODELS = [("Qwen2-7B-Instruct", 7.62e9), ("gemma-2-9b-it", 9.24e9), ("gemma-2-27b-it", 27.2e9),
           ("Llama-3.1-70B-Instruct", 70.6e9), ("Qwen2-72B-Instruct", 72.7e9)]

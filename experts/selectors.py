@@ -32,15 +32,16 @@ def current_version_number():
 
 def current_map():
     """The current MapSnapshot, or None before any map exists."""
-    number = current_version_number()
+    head = MapVersion.objects.order_by("-number").values_list("number", "pk").first()
+    if head is None:
+        return None
     snap = _cache["snapshot"]
-    if number is None or (snap is not None and snap.version == number):
-        return snap if number is not None else None
+    if snap is not None and (snap.version, snap.version_id) == head:
+        return snap
     with _lock:
-        version = MapVersion.objects.get(number=number)
-        rows = MapAssignment.objects.filter(version=version).values_list("category__name", "expert__name",
-                                                                          "expert_id")
-        snap = MapSnapshot(number, version.pk, {c: e for c, e, _ in rows}, {e: pk for _, e, pk in rows})
+        rows = MapAssignment.objects.filter(version_id=head[1]).values_list("category__name", "expert__name",
+                                                                             "expert_id")
+        snap = MapSnapshot(head[0], head[1], {c: e for c, e, _ in rows}, {e: pk for _, e, pk in rows})
         _cache["snapshot"] = snap
     return snap
 

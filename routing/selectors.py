@@ -16,14 +16,15 @@ def active_router():
     """(RouterModel row without the artifact, engine Router). One indexed query when the version is unchanged."""
     from django.conf import settings
 
-    head = RouterModel.objects.filter(is_active=True).values_list("version", flat=True).first()
+    head = RouterModel.objects.filter(is_active=True).values_list("pk", "version", "created_at").first()
     if head is None:
         raise NoActiveRouter("No active router: run `python manage.py train_router`.")
     if _cache["version"] != head:
         with _lock:
-            row = RouterModel.objects.get(version=head)
-            _cache.update(version=head, row=row,
-                          router=Router.from_bytes(row.artifact, settings.COE_EMBEDDER_PATH or None))
+            row = RouterModel.objects.get(pk=head[0])
+            router = Router.from_bytes(row.artifact, settings.COE_EMBEDDER_PATH or None)
+            router.embedder  # load the embedding model now, not inside the first timed request
+            _cache.update(version=head, row=row, router=router)
     return _cache["row"], _cache["router"]
 
 

@@ -61,6 +61,7 @@ class Evaluation:
     apgr: float
     apgr_direct: float
     hull_apgr: float
+    below_hull: int  # grid budgets where CoE(b) < hull(b): a step front can dip under a straight hull
     routellm: RouteLLMMetrics | None  # two-expert pools only
 
     def to_dict(self) -> dict:
@@ -118,6 +119,7 @@ def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, 
         Point("oracle", float(oracle_front.qualities[-1]), float(totals[best_per_prompt].mean()),
               float(actives[best_per_prompt].mean())),
         rows, apgr(coe, low, high), apgr(held_scores, low, high), apgr(hull, low, high),
+        int(np.sum(np.asarray(coe) < hull - 1e-9)),
         _two_expert(assigned, held_scores, costs, means),
     )
 

@@ -142,8 +142,10 @@ def _milp(p: Problem, budget: float | None, size_budget: float | None) -> np.nda
     # 1e-10 of the range. Ties go to the cheaper map: the whole cost range is worth 1e-9 of the quality range.
     span = float(np.nanmax(p.quality) - np.nanmin(p.quality)) or 1.0
     objective = 1e4 * (1e-9 * spend / max(float(p.cost.max()), 1e-12) - gain / span)
+    # presolve off: HiGHS's presolve prints a stray debug line to stdout (it would corrupt JSON output), and
+    # these programs solve as fast without it
     result = milp(objective, constraints=constraints, integrality=np.ones(n_x + n_y),
-                  bounds=Bounds(0, upper), options={"mip_rel_gap": 0})
+                  bounds=Bounds(0, upper), options={"mip_rel_gap": 0, "presolve": False})
     if result.status == 2:
         return None
     if result.status != 0:

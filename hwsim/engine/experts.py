@@ -7,6 +7,7 @@ only thing the engine is always told is the parameter count.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 
 from .errors import ConfigError
 
@@ -33,7 +34,7 @@ class ExpertSpec:
             raise ConfigError("an expert needs a non-empty name")
         for field in ("params", "bytes_per_param"):
             value = getattr(self, field)
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0:
+            if isinstance(value, bool) or not isinstance(value, Real) or not value > 0:
                 raise ConfigError(f"expert {self.name!r}: {field} must be a number > 0, got {value!r}")
         if self.n_layers is not None and (not isinstance(self.n_layers, int) or self.n_layers < 1):
             raise ConfigError(f"expert {self.name!r}: n_layers must be a whole number >= 1")

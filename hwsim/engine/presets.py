@@ -9,6 +9,7 @@ are per node, because that is how both vendors publish them.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from numbers import Real
 from types import MappingProxyType
 
 from . import references as ref
@@ -112,7 +113,7 @@ def _param(key: str, raw) -> Param:
         value, source, kind = raw["value"], raw.get("source", "user input"), raw.get("kind", "user")
     else:
         value, source, kind = raw, "user input", "user"
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool) or not isinstance(value, Real):
         raise ConfigError(f"parameter {key!r} must be a number, got {value!r}")
     if kind not in KINDS:
         raise ConfigError(f"parameter {key!r} kind must be one of {KINDS}, got {kind!r}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 import math
 import time
 from collections import deque
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from heapq import heappop, heappush
 
 from .costs import CostModel
@@ -79,14 +79,15 @@ class SimConfig:
 
 
 def hot_set(config: SimConfig, workload: Workload, fraction: float = 0.5) -> tuple:
-    """Most requested experts whose weights fill at most `fraction` of the HBM expert cache."""
-    budget = fraction * Layout(config.machine, config.router_bytes, config.kv_reserve_fraction).expert_cache
+    """Most requested experts whose weights fill at most `fraction` of the HBM expert cache while
+    leaving room for the largest unpinned expert."""
+    cache = Layout(config.machine, config.router_bytes, config.kv_reserve_fraction).expert_cache
     size = {e.name: e.weight_bytes for e in config.experts}
     counts = workload.counts()
-    order = sorted(size, key=lambda n: -counts.get(n, 0))
     chosen, used = [], 0.0
-    for name in order:
-        if counts.get(name, 0) and used + size[name] <= budget:
+    for name in sorted(size, key=lambda n: -counts.get(n, 0)):
+        rest = [b for n, b in size.items() if n != name and n not in chosen]
+        if counts.get(name, 0) and used + size[name] <= min(fraction * cache, cache - max(rest, default=0)):
             chosen.append(name)
             used += size[name]
     return tuple(chosen)
@@ -127,9 +128,6 @@ class Simulator:
         self.samples = Sampler(config.snapshot_cap)  # (t, resident experts, running expert, kv bytes)
         self._tick = 0
         self.wall = 0.0
-        self._progress = None
-        self._every = 0
-        self._next_report = 0
 
     # -- feeding -------------------------------------------------------------------------------------
     def feed(self, items) -> int:
@@ -172,8 +170,8 @@ class Simulator:
         that every request arriving before `until` has been fed.  progress(done, fed) is called each
         time another `every` requests have completed."""
         t0 = time.perf_counter()
-        self._progress, self._every = progress, max(1, int(every))
-        self._next_report = (self.done // self._every + 1) * self._every
+        every = max(1, int(every))
+        next_report = (self.done // every + 1) * every
         arrival = self.arrival
         n = len(arrival)
         ptr, t_free = self._ptr, self._t_free
@@ -191,9 +189,9 @@ class Simulator:
                 self._enqueue(ptr)
                 ptr += 1
             t_free = self._dispatch_group(s) if per_expert else self._dispatch_batch(s)
-            if progress is not None and self.done >= self._next_report:
+            if progress is not None and self.done >= next_report:
                 progress(self.done, n)
-                self._next_report = (self.done // self._every + 1) * self._every
+                next_report = (self.done // every + 1) * every
         self._ptr, self._t_free = ptr, t_free
         self.now = max(self.now, until if until < math.inf else t_free)
         self.wall += time.perf_counter() - t0
@@ -201,8 +199,8 @@ class Simulator:
     def finish(self, progress=None, every: int = 1000) -> SimResult:
         """Run everything fed so far to completion and return the result."""
         self.advance(math.inf, progress, every)
-        if progress is not None:
-            progress(self.done, len(self.arrival))
+        if progress is not None and (self.done % max(1, int(every)) or not self.done):
+            progress(self.done, len(self.arrival))  # the last, partial step
         return self.result()
 
     def result(self) -> SimResult:
@@ -213,7 +211,7 @@ class Simulator:
         """Current state for a live view (JSON-safe): HBM by owner at `t`, the time last advanced to."""
         m = self.layout
         resident = {self.names[e]: self.cost.weight[e] for e in self.cache.resident}
-        running = self._t_free > self.now and self.runs
+        running = bool(self.runs) and self._t_free > self.now
         kv = self._last_kv if running else 0.0
         return {
             "t": self.now, "fed": len(self.arrival), "done": self.done, "queued": self._queued,
@@ -303,7 +301,7 @@ class Simulator:
 def simulate(config: SimConfig, workload: Workload, progress=None, every: int = 1000) -> SimResult:
     """Run a whole workload.  For policy 'pinned' without names, pins the workload's hot set."""
     if config.policy == "pinned" and config.pinned is None:
-        config = SimConfig(**{**config.__dict__, "pinned": hot_set(config, workload)})
+        config = replace(config, pinned=hot_set(config, workload))
     sim = Simulator(config)
     sim.feed(workload)
     return sim.finish(progress, every)

@@ -14,9 +14,9 @@ from __future__ import annotations
 import math
 
 from . import references as ref
+from .costs import decode_tokens_per_s
 from .experts import ExpertSpec
 from .memory import Layout
-from .costs import decode_tokens_per_s
 from .presets import get_machine
 from .simulator import SimConfig, simulate
 from .workloads import Workload, synthetic

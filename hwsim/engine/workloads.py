@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 from collections import Counter
 from dataclasses import dataclass, field
+from numbers import Real
 
 import numpy as np
 
@@ -36,7 +37,7 @@ class Workload:
 
 
 def _tokens(value, what: str, i: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or value != int(value) or value < 1:
+    if isinstance(value, bool) or not isinstance(value, Real) or value != int(value) or value < 1:
         raise ConfigError(f"record {i}: {what} must be a whole number >= 1, got {value!r}")
     return int(value)
 
@@ -66,7 +67,7 @@ def replay(records, rate: float | None = None) -> Workload:
                 t, e, p, o = r
             except (TypeError, ValueError):
                 raise ConfigError(f"record {i} must be a dict or (arrival, expert, prompt, output)") from None
-        if isinstance(t, bool) or not isinstance(t, (int, float)) or not math.isfinite(t) or t < 0:
+        if isinstance(t, bool) or not isinstance(t, Real) or not math.isfinite(t) or t < 0:
             raise ConfigError(f"record {i}: arrival must be a finite number >= 0, got {t!r}")
         rows.append((float(t), i, str(e), _tokens(p, "prompt_tokens", i), _tokens(o, "output_tokens", i)))
     rows.sort()

@@ -10,6 +10,8 @@ from functools import lru_cache
 import numpy as np
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 
 
 def default_model_path():
@@ -22,6 +24,9 @@ class Embedder:
     def __init__(self, model_path=None, max_batch=256, token_budget=8192, max_seq_length=256):
         import torch
         from sentence_transformers import SentenceTransformer
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
 
         self.model_path = model_path or default_model_path()
         self._torch = torch

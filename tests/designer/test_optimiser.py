@@ -25,7 +25,7 @@ def random_problem(rng) -> Problem:
 def test_milp_and_front_equal_exhaustive_search_on_random_small_instances():
     rng = np.random.default_rng(2024)
     kinds = {"average": 0, "size": 0, "both": 0, "none": 0, "infeasible": 0}
-    for _ in range(400):
+    for _ in range(300):
         p = random_problem(rng)
         kind = rng.choice(["average", "size", "both", "none"])
         budget = rng.uniform(p.cost.min() * 0.9, p.cost.max()) if kind in ("average", "both") else None
@@ -72,8 +72,9 @@ def test_large_instances_agree_across_methods():
         assert best_map(p, budget, method="milp").choice == best_map(p, budget).choice  # auto: the front
     p = problem(rng.random((20, 20)), rng.random(20), cost)
     choice = best_map(p, 40, size_budget=150)
-    assert choice.avg_cost <= 40 and choice.size <= 150
-    assert choice.quality >= max(c.quality for c in sweep(p, [40]) if c.size <= 150) - 1e-9
+    assert choice.avg_cost <= 40 and choice.size <= 150 and choice.quality <= best_map(p, 40).quality
+    used = sorted(set(choice.choice))  # optimal for its own set of experts
+    assert best_map(problem(p.quality[:, used], p.freq, cost[used]), 40).quality == pytest.approx(choice.quality)
     with pytest.raises(ValueError, match="size budget"):
         best_map(p, 40, size_budget=150, method="front")
 

@@ -4,7 +4,7 @@ import json
 import pytest
 
 from hwsim.engine import PRESETS, ConfigError, get_machine, machine_from_dict
-from hwsim.engine.presets import GiB, MiB, SPEC, TiB, sn40l_link_calibration
+from hwsim.engine.presets import SPEC, GiB, MiB, TiB, sn40l_link_calibration
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))

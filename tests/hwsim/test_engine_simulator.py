@@ -4,8 +4,18 @@ import math
 
 import pytest
 
-from hwsim.engine import (ConfigError, ExpertSpec, SimConfig, Simulator, Workload, get_machine, replay,
-                          simulate, synthetic, uniform_experts)
+from hwsim.engine import (
+    ConfigError,
+    ExpertSpec,
+    SimConfig,
+    Simulator,
+    Workload,
+    get_machine,
+    replay,
+    simulate,
+    synthetic,
+    uniform_experts,
+)
 
 MAP = [ExpertSpec("Qwen2-7B-Instruct", 7.62e9), ExpertSpec("gemma-2-9b-it", 9.24e9),
        ExpertSpec("gemma-2-27b-it", 27.2e9), ExpertSpec("Llama-3.1-70B-Instruct", 70.6e9),
@@ -163,7 +173,7 @@ def test_progress_callback_and_json_safe_summary():
     sim = Simulator(SimConfig(get_machine("sn40l-8"), MAP))
     sim.feed(synthetic(2500, NAMES, rate=None, seed=1))
     res = sim.finish(progress=lambda done, total: calls.append((done, total)), every=1000)
-    assert calls[0] == (1000, 2500) and calls[1] == (2000, 2500) and calls[-1] == (2500, 2500)
+    assert calls == [(1000, 2500), (2000, 2500), (2500, 2500)]
     s = res.summary()
     assert SUMMARY_KEYS <= set(s) and s["requests"] == 2500
     assert json.loads(json.dumps(s)) == s

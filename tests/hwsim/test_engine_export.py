@@ -1,0 +1,49 @@
+"""CSV tables and the Chrome trace have the structure Perfetto and spreadsheets expect."""
+import csv
+import io
+import json
+
+import pytest
+
+from hwsim.engine import TABLES, ExpertSpec, SimConfig, chrome_trace, get_machine, simulate, synthetic, to_csv
+
+MAP = [ExpertSpec(f"e{i}", 7e9 + i * 1e9) for i in range(12)]
+
+
+@pytest.fixture(scope="module")
+def result():
+    wl = synthetic(500, [e.name for e in MAP], rate=2.0, seed=4)
+    return simulate(SimConfig(get_machine("dgx-h100").with_values(hbm_bytes=10e9), MAP, snapshot_cap=40), wl)
+
+
+def test_csv_tables(result):
+    rows = {t: list(csv.reader(io.StringIO(to_csv(result, t)))) for t in TABLES}
+    assert rows["requests"][0][:3] == ["id", "arrival_s", "expert"] and len(rows["requests"]) == 501
+    assert rows["switches"][0] == ["t_s", "expert", "bytes", "duration_ms", "gbps", "evicted"]
+    assert len(rows["switches"]) == result.summary()["switches"] + 1
+    assert len(rows["experts"]) == len(MAP) + 1
+    assert {r[0] for r in rows["occupancy"][1:]} == {"host", "HBM", "SRAM"}
+    gbps = [float(r[4]) for r in rows["switches"][1:]]
+    assert gbps and all(g == pytest.approx(64.0) for g in gbps)  # DGX H100: host->GPU 64 GB/s, no overhead
+
+
+def test_csv_to_file_object(result):
+    buf = io.StringIO()
+    assert to_csv(result, "experts", buf) is None and buf.getvalue().startswith("expert,")
+    with pytest.raises(ValueError, match="unknown table"):
+        to_csv(result, "nope")
+
+
+def test_chrome_trace_structure(result):
+    trace = json.loads(json.dumps(chrome_trace(result, max_runs=100)))
+    events = trace["traceEvents"]
+    assert trace["displayTimeUnit"] == "ms" and trace["otherData"]["requests"] == 500
+    assert {e["ph"] for e in events} == {"M", "X", "C"}
+    spans = [e for e in events if e["ph"] == "X"]
+    assert all({"name", "ts", "dur", "pid", "tid"} <= set(e) and e["dur"] >= 0 for e in spans)
+    assert {e["cat"] for e in spans} == {"switch", "prefill", "decode"}
+    assert len([e for e in spans if e["cat"] == "prefill"]) == 100
+    compute = sorted((e["ts"], e["ts"] + e["dur"]) for e in spans if e["tid"] == 2)
+    assert all(a[1] <= b[0] + 1e-6 for a, b in zip(compute, compute[1:]))  # one expert runs at a time
+    counters = [e for e in events if e["ph"] == "C"]
+    assert counters and all(set(e["args"]) == {"router", "kv", "expert", "free"} for e in counters)
