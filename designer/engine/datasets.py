@@ -93,5 +93,6 @@ def load_wildbench(data_dir: Path | str | None = None,
 
 
 def evaluate_benchmark(bench: Benchmark, categories_for: Callable[[list[str]], list[str]], **kwargs) -> Evaluation:
-    """Held-out evaluation of `bench` with the categories a router gives its prompts (see evaluation.evaluate)."""
+    """Held-out evaluation of `bench` with the categories a router gives its prompts; `kwargs` go to
+    evaluation.evaluate (cost= is required)."""
     return evaluate(bench.scores, list(categories_for(bench.prompts)), bench.models, **kwargs)

@@ -20,7 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from .frontier import pareto_front
-from .metrics import Grid, RouteLLMMetrics, apgr, hull_at, routellm_metrics, upper_hull
+from .metrics import Grid, RouteLLMMetrics, apgr, hull_at, oracle_front, routellm_metrics, upper_hull
 from .tables import ModelInfo
 
 
@@ -33,7 +33,7 @@ class BudgetRow:
     avg_active_params: float
     coe: float  # CoE(b), see the module docstring
     hull: float  # random mix of single experts at b
-    oracle: float  # per-prompt oracle at average cost <= b
+    oracle: float  # per-prompt oracle at average cost <= b (metrics.oracle_front)
 
 
 @dataclass(frozen=True)
@@ -75,8 +75,8 @@ def kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return np.array_split(np.random.default_rng(seed).permutation(n), folds)
 
 
-def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, folds: int = 5, seed: int = 0,
-             cost: str = "total", n_budgets: int = 50) -> Evaluation:
+def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, cost: str, folds: int = 5,
+             seed: int = 0, n_budgets: int = 50) -> Evaluation:
     """`scores[p, m]`: prompt p judged for `models[m]` (complete: see PromptScores.complete); `categories[p]`:
     the router's category for prompt p; `cost`: 'total' or 'active' parameters per prompt."""
     scores = np.asarray(scores, dtype=float)
@@ -106,17 +106,17 @@ def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, 
     held_costs = costs[assigned].mean(axis=1)
     coe = [held_scores[held_costs <= b * (1 + 1e-9)].max(initial=-np.inf) for b in grid.budgets]
     hull = hull_at(upper_hull(costs, means), grid.budgets)
-    oracle_front = pareto_front(scores, np.full(n_prompts, 1 / n_prompts), costs)
-    oracle = [oracle_front.qualities[oracle_front.at_budget(b)] for b in grid.budgets]
+    oracle = hull_at(oracle_front(scores, costs), grid.budgets)
     rows = [BudgetRow(*map(float, r)) for r in zip(grid.budgets, held_scores, held_costs, totals[assigned].mean(axis=1),
                                                    actives[assigned].mean(axis=1), coe, hull, oracle)]
-    best_per_prompt = oracle_front.choices[-1]
+    top = scores.max(axis=1, keepdims=True)
+    best_per_prompt = np.where(scores == top, costs, np.inf).argmin(axis=1)  # cheapest of the best, per prompt
     low, high = means[grid.cheapest], means[grid.best]
     return Evaluation(
         cost, folds, seed, n_prompts, len(names),
         [Point(m.name, float(s), m.total_params, m.active_params) for m, s in zip(models, means)],
         models[grid.cheapest].name, models[grid.best].name,
-        Point("oracle", float(oracle_front.qualities[-1]), float(totals[best_per_prompt].mean()),
+        Point("oracle", float(top.mean()), float(totals[best_per_prompt].mean()),
               float(actives[best_per_prompt].mean())),
         rows, apgr(coe, low, high), apgr(held_scores, low, high), apgr(hull, low, high),
         int(np.sum(np.asarray(coe) < hull - 1e-9)),

@@ -36,7 +36,27 @@ def upper_hull(costs, scores) -> tuple[np.ndarray, np.ndarray]:
 def hull_at(hull: tuple[np.ndarray, np.ndarray], budgets) -> np.ndarray:
     """What a random mix achieves at each average-cost budget (flat beyond the best expert's cost)."""
     xs, ys = hull
-    return np.interp(np.asarray(budgets, dtype=float), xs, ys, left=np.nan)
+    budgets = np.asarray(budgets, dtype=float)
+    budgets = np.where(np.isclose(budgets, xs[0], rtol=1e-9, atol=1e-12), xs[0], budgets)  # rounding at the start
+    return np.interp(budgets, xs, ys, left=np.nan)
+
+
+def oracle_front(scores, costs) -> tuple[np.ndarray, np.ndarray]:
+    """Vertices (average cost, average score) of the per-prompt oracle's front: each prompt may go to any expert.
+
+    Why not the exact front: with real-valued scores over thousands of prompts it has too many points to build.
+    This is its LP relaxation (the multiple-choice knapsack's greedy over each prompt's hull steps, steepest
+    first): at most one prompt is split between two experts, so it exceeds the exact oracle by at most
+    (max - min score) / prompts, and its vertices are exact oracle points."""
+    scores, costs = np.asarray(scores, dtype=float), np.asarray(costs, dtype=float)
+    hulls = [upper_hull(costs, row) for row in scores]
+    start_c, start_q = sum(xs[0] for xs, _ in hulls), sum(ys[0] for _, ys in hulls)
+    dc = np.concatenate([np.diff(xs) for xs, _ in hulls])
+    dq = np.concatenate([np.diff(ys) for _, ys in hulls])
+    order = np.argsort(-dq / dc, kind="stable")
+    xs = np.concatenate([[start_c], start_c + np.cumsum(dc[order])]) / len(scores)
+    ys = np.concatenate([[start_q], start_q + np.cumsum(dq[order])]) / len(scores)
+    return xs, ys
 
 
 @dataclass(frozen=True)

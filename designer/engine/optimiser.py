@@ -76,10 +76,11 @@ class Problem:
             object.__setattr__(self, name, value)
 
     @classmethod
-    def from_table(cls, table: CategoryScores, models: Mapping[str, ModelInfo], *, cost: str = "active",
+    def from_table(cls, table: CategoryScores, models: Mapping[str, ModelInfo], *, cost: str,
                    freq: Mapping[str, float] | None = None) -> Problem:
-        """From a quality table and models file. Frequencies: `freq` by category name (e.g. routed traffic),
-        else the table's prompt counts, else uniform."""
+        """From a quality table and models file; `cost` is 'total' or 'active' parameters per prompt (no default:
+        the paper budgets active parameters, memory-bound serving pays total). Frequencies: `freq` by category
+        name (e.g. routed traffic), else the table's prompt counts, else uniform."""
         if freq is not None:
             weights = [freq.get(c, 0.0) for c in table.categories]
         else:
@@ -136,7 +137,7 @@ def _milp(p: Problem, budget: float | None, size_budget: float | None) -> np.nda
     if n_y:
         link = sparse.hstack([sparse.eye(n_x), -sparse.kron(np.ones((n_cat, 1)), sparse.eye(n_exp))])
         constraints += [LinearConstraint(link, -np.inf, 0),
-                        LinearConstraint(np.concatenate([np.zeros(n_x), p.size])[None, :], -np.inf, _slack(size_budget))]
+                        LinearConstraint(np.r_[np.zeros(n_x), p.size][None, :], -np.inf, _slack(size_budget))]
     upper = np.concatenate([(~np.isnan(p.quality)).ravel(), np.ones(n_y)]).astype(float)
     # HiGHS stops within an absolute gap of 1e-6: quality is rescaled so its range is 1e4, making that gap
     # 1e-10 of the range. Ties go to the cheaper map: the whole cost range is worth 1e-9 of the quality range.

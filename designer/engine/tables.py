@@ -149,7 +149,7 @@ def _records(data: bytes | str, filename: str, required: Sequence[Sequence[str]]
     if not text.strip():
         raise TableError([f"line 1: {filename} is empty"])
     if _is_jsonl(filename, text):
-        for number, line in enumerate(text.splitlines(), 1):
+        for number, line in enumerate(text.split("\n"), 1):  # not splitlines(): JSON strings may hold U+2028
             if not line.strip():
                 continue
             try:
@@ -170,7 +170,8 @@ def _records(data: bytes | str, filename: str, required: Sequence[Sequence[str]]
         header = [h.strip() for h in next(reader)]
         lacking = [names[0] for names in required if not any(n in header for n in names)]
         if lacking:
-            raise TableError([f"line 1: missing column(s) {', '.join(map(repr, lacking))} (found: {', '.join(header)})"])
+            raise TableError([f"line 1: missing column(s) {', '.join(map(repr, lacking))} "
+                              f"(found: {', '.join(header)})"])
         end = reader.line_num
         try:
             for row in reader:

@@ -3,7 +3,8 @@ import math
 import numpy as np
 import pytest
 
-from designer.engine.metrics import Grid, apgr, hull_at, routellm_metrics, upper_hull
+from designer.engine.frontier import pareto_front
+from designer.engine.metrics import Grid, apgr, hull_at, oracle_front, routellm_metrics, upper_hull
 
 
 def test_upper_hull_keeps_the_rising_concave_envelope():
@@ -36,3 +37,17 @@ def test_routellm_metrics_on_a_random_router_and_a_good_one():
     assert good.apgr == pytest.approx((0.8 * 20 / 2 + (0.8 + 1.1) * 30 / 2 + (1.1 + 1) * 50 / 2) / 100)
     never = routellm_metrics([0, 100], [8, 8.4], weak=8, strong=9)
     assert never.cpt50 is None
+
+
+def test_oracle_front_bounds_the_exact_one_tightly_and_shares_its_vertices():
+    rng = np.random.default_rng(3)
+    for _ in range(30):
+        n, costs = int(rng.integers(1, 9)), rng.choice([7.0, 7.0, 13.0, 47.0, 70.0], 3)
+        scores = rng.integers(1, 11, (n, 3)).astype(float)
+        exact = pareto_front(scores, np.full(n, 1 / n), costs)
+        xs, ys = oracle_front(scores, costs)
+        gap = hull_at((xs, ys), exact.costs) - exact.qualities
+        assert (gap >= -1e-9).all() and (gap <= 9 / n + 1e-9).all()  # scores span at most 9
+        for x, y in zip(xs, ys):  # every vertex is a real per-prompt assignment on the exact front
+            assert exact.qualities[exact.at_budget(x)] == pytest.approx(y)
+        assert ys[-1] == pytest.approx(scores.max(axis=1).mean())

@@ -82,11 +82,11 @@ def test_large_instances_agree_across_methods():
 def test_from_table_costs_frequencies_and_validation():
     table = CategoryScores("t", ["x", "y"], ["moe", "dense"], np.array([[1.0, 2.0], [3.0, 1.0]]), np.array([3, 1]))
     models = {"moe": ModelInfo("moe", 46.7, 12.9), "dense": ModelInfo("dense", 7, 7)}
-    p = Problem.from_table(table, models)
+    p = Problem.from_table(table, models, cost="active")
     assert p.cost.tolist() == [12.9, 7] and p.size.tolist() == [46.7, 7] and p.freq.tolist() == [0.75, 0.25]
     assert Problem.from_table(table, models, cost="total", freq={"y": 2}).freq.tolist() == [0, 1]
     table.counts = None
-    assert Problem.from_table(table, models).freq.tolist() == [0.5, 0.5]
+    assert Problem.from_table(table, models, cost="active").freq.tolist() == [0.5, 0.5]
     with pytest.raises(ValueError, match="no expert measured for categories: c1"):
         problem([[1, 2], [np.nan, np.nan]], [1, 1], [1, 2])
     with pytest.raises(ValueError, match="non-negative"):

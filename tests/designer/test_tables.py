@@ -32,11 +32,11 @@ def test_prompt_scores_csv_averages_turns_and_keeps_missing_as_nan():
 
 def test_prompt_scores_jsonl_with_question_id_and_turns_aliases():
     table = parse_prompt_scores(
-        b'{"question_id": 81, "turns": ["first", "second"], "model": "m", "score": 9}\n\n'
-        b'{"question_id": 82, "model": "m", "score": null}\n',
+        '{"question_id": 81, "turns": ["first\u2028line", "second"], "model": "m", "score": 9}\r\n\n'
+        '{"question_id": 82, "model": "m", "score": null}\n'.encode(),
         "s.jsonl",
     )
-    assert table.prompt_ids == ["81", "82"] and table.prompts == {"81": "first"}
+    assert table.prompt_ids == ["81", "82"] and table.prompts == {"81": "first\u2028line"}
     assert table.scores[0, 0] == 9 and math.isnan(table.scores[1, 0])
 
 
@@ -66,8 +66,8 @@ def test_empty_file_bad_encoding_and_bad_json():
     assert errors_of(parse_models, "  \n", "m.csv") == ["line 1: m.csv is empty"]
     [error] = errors_of(parse_prompt_scores, "prompt_id,model,score\np,caf\xe9,1\n".encode("latin-1"), "s.csv")
     assert error.startswith("line 2: not valid UTF-8 (byte 0xe9)")
-    errors = errors_of(parse_prompt_scores, '{"prompt_id": "p", "model": "a", "score": 1}\n{oops\n[1]\n{"model": "a"}\n',
-                       "s.jsonl")
+    lines = '{"prompt_id": "p", "model": "a", "score": 1}\n{oops\n[1]\n{"model": "a"}\n'
+    errors = errors_of(parse_prompt_scores, lines, "s.jsonl")
     assert errors[0].startswith("line 2: not valid JSON")
     assert errors[1:] == ["line 3: expected a JSON object", "line 4: missing field(s) 'prompt_id', 'score'"]
 

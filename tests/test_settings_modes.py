@@ -1,0 +1,73 @@
+"""Settings in both modes, and fail-fast start-up when a configured service is unreachable."""
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = ("import django, json; django.setup(); from django.conf import settings as s; "
+         "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], 'layer': s.CHANNEL_LAYERS['default']['BACKEND'],"
+         " 'eager': s.CELERY_TASK_ALWAYS_EAGER, 'broker': s.CELERY_BROKER_URL}))")
+
+
+def probe(**env):
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    out = subprocess.run([sys.executable, "-c", PROBE], cwd=ROOT, env={**base, **env}, capture_output=True,
+                         text=True, check=True).stdout
+    return json.loads(out)
+
+
+def manage(*args, **env):
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    return subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env={**base, **env},
+                          capture_output=True, text=True, timeout=120)
+
+
+def test_embedded_defaults(tmp_path):
+    s = probe(COE_VAR_DIR=str(tmp_path))
+    assert s == {"db": "django.db.backends.sqlite3", "layer": "channels.layers.InMemoryChannelLayer",
+                 "eager": True, "broker": "memory://"}
+
+
+def test_distributed_settings():
+    s = probe(DATABASE_URL="postgres://postgres@127.0.0.1:5432/test", REDIS_URL="redis://127.0.0.1:6379/0")
+    assert s == {"db": "django.db.backends.postgresql", "layer": "channels_redis.core.RedisChannelLayer",
+                 "eager": False, "broker": "redis://127.0.0.1:6379/0"}
+    s = probe(REDIS_URL="redis://127.0.0.1:6379/0", CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//")
+    assert s["broker"].startswith("amqp://") and not s["eager"]
+
+
+def test_psycopg3_is_the_postgres_driver():
+    from django.db.backends.postgresql import base
+
+    assert base.is_psycopg3
+
+
+@pytest.mark.parametrize("env, message", [
+    ({"DATABASE_URL": "postgres://postgres@127.0.0.1:1/test"}, "database postgresql at 127.0.0.1 (DATABASE_URL) is unreachable"),
+    ({"REDIS_URL": "redis://127.0.0.1:1/0"}, "Redis at redis://127.0.0.1:1 (REDIS_URL) is unreachable"),
+    ({"REDIS_URL": "redis://127.0.0.1:6379/0", "CELERY_BROKER_URL": "amqp://guest:guest@127.0.0.1:1//"},
+     "Celery broker at amqp://127.0.0.1:1 (CELERY_BROKER_URL) is unreachable"),
+])
+def test_unreachable_service_fails_fast_with_a_clear_message(tmp_path, env, message):
+    if "6379" in str(env.values()) and not _port_open(6379):
+        pytest.skip("needs the local Redis")
+    result = manage("check", COE_VAR_DIR=str(tmp_path), **env)
+    assert result.returncode != 0
+    assert message in result.stderr
+
+
+def test_embedded_mode_passes_the_service_check(tmp_path):
+    result = manage("check", COE_VAR_DIR=str(tmp_path))
+    assert result.returncode == 0, result.stderr
+
+
+def _port_open(port):
+    import socket
+
+    with socket.socket() as s:
+        s.settimeout(1)
+        return s.connect_ex(("127.0.0.1", port)) == 0
