@@ -10,6 +10,7 @@ from channels.auth import AuthMiddlewareStack  # noqa: E402  (needs Django set u
 from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
+from access.ws import BearerTokenMiddleware  # noqa: E402
 from coe_site.preflight import require_services  # noqa: E402
 from coe_site.ws_urls import websocket_urlpatterns  # noqa: E402
 
@@ -18,6 +19,7 @@ require_services()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(AuthMiddlewareStack(URLRouter(websocket_urlpatterns))),
+        "websocket": AllowedHostsOriginValidator(
+            AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))),
     }
 )

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "routing",
     "experts",
     "hwsim",
+    "designer",
 ]
 
 MIDDLEWARE = [

@@ -1,3 +1,6 @@
 """Websocket URL patterns (kept out of ``routing/`` because that name is our Django app)."""
+from django.urls import path
 
-websocket_urlpatterns = []
+from .consumers import EventsConsumer
+
+websocket_urlpatterns = [path("ws/events/", EventsConsumer.as_asgi())]

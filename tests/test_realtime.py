@@ -1,0 +1,75 @@
+"""The websocket endpoint: anonymous refused, session or bearer token accepted, events arrive after commit."""
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.django_db(transaction=True, serialized_rollback=True)]
+ORIGIN = (b"origin", b"http://127.0.0.1")
+
+
+def application():
+    from coe_site.asgi import application  # imported inside a test: start-up checks the (test) database
+
+    return application
+
+
+async def connect(path="/ws/events/?groups=dashboard", headers=()):
+    app = await sync_to_async(application)()
+    comm = WebsocketCommunicator(app, path, headers=[ORIGIN, *headers])
+    connected, code = await comm.connect(timeout=5)
+    return comm, connected, code
+
+
+async def test_anonymous_is_refused():
+    comm, connected, code = await connect()
+    assert not connected and code == 4401
+
+
+async def test_bad_token_is_refused():
+    comm, connected, code = await connect(headers=[(b"authorization", b"Bearer wrong")])
+    assert not connected and code == 4401
+
+
+async def test_foreign_origin_is_refused(user):
+    from access.services import create_api_token
+
+    token = await sync_to_async(create_api_token)(user.username)
+    comm = WebsocketCommunicator(await sync_to_async(application)(), "/ws/events/",
+                                 headers=[(b"origin", b"http://evil.example"),
+                                          (b"authorization", f"Bearer {token}".encode())])
+    connected, _ = await comm.connect(timeout=5)
+    assert not connected
+
+
+async def test_token_client_receives_events_published_on_commit(user):
+    from django.db import transaction
+
+    from access.services import create_api_token
+    from coe_site.realtime import publish
+
+    token = await sync_to_async(create_api_token)(user.username)
+    comm, connected, _ = await connect("/ws/events/?groups=dashboard,map",
+                                       headers=[(b"authorization", f"Bearer {token}".encode())])
+    assert connected
+    hello = await comm.receive_json_from(timeout=5)
+    assert hello == {"event": "hello", "data": {"user": "operator", "groups": ["dashboard", "map"]}}
+
+    def publish_in_transaction():
+        import numpy as np
+
+        with transaction.atomic():
+            publish("map", "map.changed", {"version": np.int64(7)})
+            assert transaction.get_connection().run_on_commit  # held until commit
+
+    await sync_to_async(publish_in_transaction)()
+    assert await comm.receive_json_from(timeout=5) == {"event": "map.changed", "data": {"version": 7}}
+    await comm.disconnect()
+
+
+async def test_unknown_group_is_refused(user):
+    from access.services import create_api_token
+
+    token = await sync_to_async(create_api_token)(user.username)
+    comm, connected, code = await connect("/ws/events/?groups=secrets",
+                                          headers=[(b"authorization", f"Bearer {token}".encode())])
+    assert not connected and code == 4400
