@@ -2,9 +2,14 @@
 
 Groups: ``dashboard`` (routing decisions, stats, batch progress), ``map`` (map versions, retraining),
 ``hwsim`` (simulation progress and occupancy). A browser or script joins them through ``/ws/events/``.
+Dashboard traffic goes through the per-process ``dashboard`` coalescer (at most ~10 summaries a second).
 """
+import atexit
 import json
 import logging
+import os
+import threading
+import time
 
 from asgiref.sync import async_to_sync
 from channels.layers import get_channel_layer
@@ -13,6 +18,7 @@ from django.db import transaction
 
 GROUPS = ("dashboard", "map", "hwsim")
 log = logging.getLogger(__name__)
+_start_lock = threading.Lock()
 
 
 def json_safe(payload):
@@ -44,3 +50,88 @@ def publish(group, event, data):
     """Send ``{"event": event, "data": data}`` to ``group`` once the current transaction commits."""
     safe = json_safe(data)
     transaction.on_commit(lambda: send_now(group, event, safe))
+
+
+class Coalescer:
+    """Fold bursts of routing events into one ``dashboard.summary`` message per ``interval`` (per process).
+
+    Why: a batch commits hundreds of decisions a second; forwarding each would flood every browser. A daemon
+    thread sends the first event of a quiet period at once (low latency) and after that at most one summary per
+    interval: counts per expert and category, fallbacks, latencies, the newest few decisions, batch progress.
+    """
+
+    def __init__(self, group="dashboard", event="dashboard.summary", interval=0.1, feed=25, latencies=500):
+        self.group, self.event, self.interval, self.feed, self.max_latencies = group, event, interval, feed, latencies
+        self._pid = None
+
+    def _ensure_thread(self):
+        if self._pid == os.getpid():
+            return
+        with _start_lock:  # first use, or a forked worker child: the parent's thread did not survive the fork
+            if self._pid != os.getpid():
+                self._cond = threading.Condition()
+                self._pending = None
+                self._last_sent = 0.0
+                threading.Thread(target=self._run, name="realtime-coalescer", daemon=True).start()
+                self._pid = os.getpid()
+
+    def _empty(self):
+        return {"count": 0, "experts": {}, "categories": {}, "fallbacks": 0, "latencies": [], "decisions": [],
+                "batches": {}}
+
+    def add_decisions(self, decisions):
+        """``decisions``: compact dicts with expert, category, fallback_reason and latency_ms (newest last)."""
+        if not decisions:
+            return
+        self._ensure_thread()
+        with self._cond:
+            p = self._pending = self._pending or self._empty()
+            p["count"] += len(decisions)
+            for d in decisions:
+                p["experts"][d["expert"]] = p["experts"].get(d["expert"], 0) + 1
+                p["categories"][d["category"]] = p["categories"].get(d["category"], 0) + 1
+                p["fallbacks"] += bool(d["fallback_reason"])
+            room = self.max_latencies - len(p["latencies"])
+            if room > 0:
+                p["latencies"].extend(d["latency_ms"] for d in decisions[-room:])
+            p["decisions"] = (list(reversed(decisions[-self.feed:])) + p["decisions"])[: self.feed]
+            self._cond.notify()
+
+    def add_batch(self, progress):
+        """``progress``: {id, status, done, total}; the newest state of each batch wins."""
+        self._ensure_thread()
+        with self._cond:
+            self._pending = self._pending or self._empty()
+            self._pending["batches"][str(progress["id"])] = progress
+            self._cond.notify()
+
+    def flush(self):
+        """Send whatever is pending now (tests, shutdown)."""
+        if self._pid != os.getpid():
+            return
+        with self._cond:
+            pending, self._pending = self._pending, None
+            self._last_sent = time.monotonic()
+        if pending:
+            self._send(pending)
+
+    def _send(self, pending):
+        send_now(self.group, self.event, {"t": time.time(), **pending})
+
+    def _run(self):
+        while True:
+            with self._cond:
+                while self._pending is None:
+                    self._cond.wait()
+                delay = self._last_sent + self.interval - time.monotonic()
+            if delay > 0:
+                time.sleep(delay)  # let the burst accumulate: one message carries all of it
+            with self._cond:
+                pending, self._pending = self._pending, None
+                self._last_sent = time.monotonic()
+            if pending:
+                self._send(pending)
+
+
+dashboard = Coalescer()
+atexit.register(dashboard.flush)

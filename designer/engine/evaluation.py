@@ -14,7 +14,7 @@ budget's own map, overspend or not, as a check that the envelope flatters little
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass
 
 import numpy as np
@@ -22,6 +22,9 @@ import numpy as np
 from .frontier import pareto_front
 from .metrics import Grid, RouteLLMMetrics, apgr, hull_at, oracle_front, routellm_metrics, upper_hull
 from .tables import ModelInfo
+
+# (training prompt indices, held-out prompt indices) -> (their category labels), learned from training prompts only
+Categoriser = Callable[[np.ndarray, np.ndarray], tuple[Sequence[str], Sequence[str]]]
 
 
 @dataclass(frozen=True)
@@ -52,7 +55,7 @@ class Evaluation:
     folds: int
     seed: int
     n_prompts: int
-    n_categories: int
+    n_categories: int  # distinct categories; for a Categoriser, the most any fold's training prompts had
     experts: list[Point]
     cheapest: str
     best: str
@@ -75,32 +78,44 @@ def kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
     return np.array_split(np.random.default_rng(seed).permutation(n), folds)
 
 
-def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, cost: str, folds: int = 5,
-             seed: int = 0, n_budgets: int = 50) -> Evaluation:
+def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[ModelInfo], *, cost: str,
+             folds: int = 5, seed: int = 0, n_budgets: int = 50) -> Evaluation:
     """`scores[p, m]`: prompt p judged for `models[m]` (complete: see PromptScores.complete); `categories[p]`:
-    the router's category for prompt p; `cost`: 'total' or 'active' parameters per prompt."""
+    the router's category for prompt p, or a Categoriser that learns categories on each fold's training prompts
+    (e.g. subclusters.ClusterCategoriser); `cost`: 'total' or 'active' parameters per prompt."""
     scores = np.asarray(scores, dtype=float)
     n_prompts, n_models = scores.shape
-    if np.isnan(scores).any() or len(categories) != n_prompts or len(models) != n_models:
+    if callable(categories):
+        categorise = categories
+    else:
+        fixed = np.asarray(categories, dtype=str)
+        categorise = lambda train, held: (fixed[train], fixed[held])  # noqa: E731
+    if np.isnan(scores).any() or (not callable(categories) and len(categories) != n_prompts) \
+            or len(models) != n_models:
         raise ValueError("need a complete prompts x models score matrix and one category per prompt")
     costs = np.array([m.params(cost) for m in models])
     totals = np.array([m.total_params for m in models])
     actives = np.array([m.active_params for m in models])
     means = scores.mean(axis=0)
     grid = Grid.for_experts(costs, means, n_budgets)
-    names, cat_of = np.unique(np.asarray(categories, dtype=str), return_inverse=True)
+    n_categories = 0 if callable(categories) else len(set(fixed))
 
     assigned = np.empty((n_budgets, n_prompts), dtype=int)  # expert of each held-out prompt, per budget
     for held in kfold(n_prompts, folds, seed):
         train = np.setdiff1d(np.arange(n_prompts), held)
-        seen, counts = np.unique(cat_of[train], return_counts=True)
-        quality = np.array([scores[train[cat_of[train] == c]].mean(axis=0) for c in seen])
+        train_labels, held_labels = categorise(train, held)
+        names, cat_of = np.unique(np.concatenate([np.asarray(train_labels, dtype=str),
+                                                  np.asarray(held_labels, dtype=str)]), return_inverse=True)
+        train_of, held_of = cat_of[:len(train)], cat_of[len(train):]
+        seen, counts = np.unique(train_of, return_counts=True)
+        n_categories = max(n_categories, len(seen))
+        quality = np.array([scores[train[train_of == c]].mean(axis=0) for c in seen])
         front = pareto_front(quality, counts / counts.sum(), costs)
         for i, budget in enumerate(grid.budgets):
             choice = front.choices[front.at_budget(budget)]  # never None: all-cheapest costs exactly the minimum
             per_cat = np.full(len(names), np.bincount(choice, weights=counts, minlength=n_models).argmax())
             per_cat[seen] = choice
-            assigned[i, held] = per_cat[cat_of[held]]
+            assigned[i, held] = per_cat[held_of]
 
     held_scores = np.take_along_axis(scores, assigned.T, axis=1).mean(axis=0)
     held_costs = costs[assigned].mean(axis=1)
@@ -113,7 +128,7 @@ def evaluate(scores, categories: Sequence[str], models: Sequence[ModelInfo], *, 
     best_per_prompt = np.where(scores == top, costs, np.inf).argmin(axis=1)  # cheapest of the best, per prompt
     low, high = means[grid.cheapest], means[grid.best]
     return Evaluation(
-        cost, folds, seed, n_prompts, len(names),
+        cost, folds, seed, n_prompts, n_categories,
         [Point(m.name, float(s), m.total_params, m.active_params) for m, s in zip(models, means)],
         models[grid.cheapest].name, models[grid.best].name,
         Point("oracle", float(top.mean()), float(totals[best_per_prompt].mean()),

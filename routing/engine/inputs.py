@@ -100,3 +100,111 @@ def read_labelled(text, fmt="jsonl"):
     if not prompts:
         raise InputFormatError(0, "no labelled prompts found (the input is empty)")
     return prompts, labels
+
+
+class Item(tuple):
+    """One prompt of an upload: (line, prompt, external id or "", label or "")."""
+
+    __slots__ = ()
+
+    def __new__(cls, line, prompt, external_id="", label=""):
+        return super().__new__(cls, (line, prompt, external_id, label))
+
+    line = property(lambda self: self[0])
+    prompt = property(lambda self: self[1])
+    external_id = property(lambda self: self[2])
+    label = property(lambda self: self[3])
+
+
+def _optional_string(obj, field, number):
+    value = obj.get(field)
+    if value is None or value == "":
+        return ""
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise InputFormatError(number, f"'{field}' must be a string or integer, got {type(value).__name__}")
+    return str(value).strip()
+
+
+def _csv_rows(text):
+    """(first physical line, row dict or InputFormatError) per CSV record; quoted fields may span lines."""
+    reader = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = [h.strip() for h in next(reader, [])]
+    except csv.Error as exc:
+        raise InputFormatError(1, f"bad CSV header ({exc})")
+    if "prompt" not in header:
+        raise InputFormatError(1, "CSV header lacks a 'prompt' column"
+                                  f" (found: {', '.join(header) or 'nothing'})")
+    start = reader.line_num + 1
+    while True:
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            yield start, InputFormatError(start, f"bad CSV ({exc})")
+            return
+        if fields:
+            yield start, (InputFormatError(start, f"{len(fields)} fields but the header has {len(header)} columns")
+                          if len(fields) > len(header) else dict(zip(header, fields)))
+        start = reader.line_num + 1
+
+
+def _stop_on_fatal(rows, errors):
+    """Yield rows until one raises (a missing CSV column, an unknown format): that error ends the file."""
+    try:
+        yield from rows
+    except InputFormatError as exc:
+        errors.append(exc)
+
+
+def read_items(text, fmt="text", max_bytes=None, max_items=None, max_errors=50):
+    """([Item], [InputFormatError]) for an upload: every bad line is reported, up to ``max_errors``.
+
+    Text: one prompt per line. JSONL: ``prompt`` (required), ``id`` and ``category`` (optional). CSV: a header
+    with a ``prompt`` column, optional ``id`` and ``category`` columns. Callers decide what to do with a partly
+    valid file; the upload path rejects it whole.
+    """
+    items, errors = [], []
+
+    def rows():
+        if fmt == "text":
+            for number, line in enumerate(text.splitlines(), start=1):
+                if line.strip():
+                    yield number, {"prompt": line}
+        elif fmt == "jsonl":
+            for number, line in enumerate(text.splitlines(), start=1):
+                if not line.strip():
+                    continue
+                try:
+                    obj = json.loads(line)
+                except json.JSONDecodeError as exc:
+                    yield number, InputFormatError(number, f"not valid JSON ({exc.msg}, column {exc.colno})")
+                    continue
+                yield number, obj if isinstance(obj, dict) else InputFormatError(
+                    number, "each line must be a JSON object")
+        elif fmt == "csv":
+            yield from _csv_rows(text)
+        else:
+            raise InputFormatError(0, f"unsupported format {fmt!r}: use text, jsonl or csv")
+
+    for number, row in _stop_on_fatal(rows(), errors):
+        try:
+            if isinstance(row, InputFormatError):
+                raise row
+            prompt = _string_field(row, "prompt", number)
+            size = len(prompt.encode("utf-8"))
+            if max_bytes is not None and size > max_bytes:
+                raise InputFormatError(number, f"prompt is {size} bytes; the limit is {max_bytes}")
+            items.append(Item(number, prompt, _optional_string(row, "id", number),
+                              _optional_string(row, "category", number)))
+        except InputFormatError as exc:
+            errors.append(exc)
+            if len(errors) >= max_errors:
+                break
+        if max_items is not None and len(items) > max_items:
+            errors.append(InputFormatError(number, f"too many prompts: the limit is {max_items} per upload"))
+            break
+    if not items and not errors:
+        errors.append(InputFormatError(0, "no prompts found (the input is empty)"))
+    return items, errors

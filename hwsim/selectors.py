@@ -1,0 +1,135 @@
+"""Reads for the simulator: experts and map versions (experts app), routed decisions (routing app), runs.
+
+Everything here is read-only. Decisions are read as plain tuples with the prompt's length computed in the
+database, so replaying 100k decisions never loads prompt text.
+"""
+from django.apps import apps
+from django.db.models.functions import Length
+
+from experts.models import Expert, MapAssignment, MapVersion
+from routing.models import RoutingDecision
+
+from .models import LiveTwin, SimulationRun, Sweep
+
+
+class NoSuchData(LookupError):
+    """A map version, batch or decision range that does not exist (shown to the user as is)."""
+
+
+def map_version_number(number=None):
+    """The given map version number if it exists, else the current one; NoSuchData if there is none."""
+    qs = MapVersion.objects.order_by("-number")
+    if number is not None:
+        qs = qs.filter(number=number)
+    found = qs.values_list("number", flat=True).first()
+    if found is None:
+        raise NoSuchData(f"map version {number} does not exist" if number is not None else "no map exists yet")
+    return found
+
+
+def map_experts(number):
+    """(category → expert name, [{"name", "params", "bytes_per_param"}]) for map version `number`."""
+    rows = MapAssignment.objects.filter(version__number=number).values_list(
+        "category__name", "expert__name", "expert__parameters", "expert__bytes_per_parameter")
+    assignments, specs = {}, {}
+    for category, name, params, bpp in rows:
+        assignments[category] = name
+        specs[name] = {"name": name, "params": float(params), "bytes_per_param": float(bpp)}
+    return assignments, [specs[n] for n in sorted(specs)]
+
+
+def pool_experts():
+    """Every expert in the pool as engine expert dicts (the live twin simulates all of them)."""
+    return [{"name": n, "params": float(p), "bytes_per_param": float(b)}
+            for n, p, b in Expert.objects.order_by("name")
+            .values_list("name", "parameters", "bytes_per_parameter")]
+
+
+def recent_decision_range(count):
+    """(first id, last id, n) of the last `count` routed decisions; NoSuchData when there are none."""
+    ids = list(RoutingDecision.objects.order_by("-id").values_list("id", flat=True)[:count])
+    if not ids:
+        raise NoSuchData("no routed decisions to replay yet: route some prompts first")
+    return ids[-1], ids[0], len(ids)
+
+
+def batch_model():
+    """routing.Batch if that model exists in this deployment, else None (it arrives with issue 3)."""
+    try:
+        return apps.get_model("routing", "Batch")
+    except LookupError:
+        return None
+
+
+def _batch_link():
+    """Name of RoutingDecision's foreign key to routing.Batch, or None when there is no such link."""
+    batch = batch_model()
+    if batch is None:
+        return None
+    for field in RoutingDecision._meta.get_fields():
+        if getattr(field, "many_to_one", False) and field.related_model is batch:
+            return field.name
+    return None
+
+
+def batch_decision_count(batch_id):
+    """Decisions routed for batch `batch_id`; NoSuchData with a reason when that cannot be answered."""
+    batch = batch_model()
+    if batch is None:
+        raise NoSuchData("batches do not exist in this deployment yet (routing.Batch is missing); "
+                         "use replay:recent or replay:recent:N to replay the last N routed decisions")
+    link = _batch_link()
+    if link is None:
+        raise NoSuchData("routing.Batch exists but routing decisions do not reference it")
+    if not batch.objects.filter(pk=batch_id).exists():
+        raise NoSuchData(f"batch {batch_id} does not exist")
+    count = RoutingDecision.objects.filter(**{f"{link}_id": batch_id}).count()
+    if not count:
+        raise NoSuchData(f"batch {batch_id} has no routed decisions yet")
+    return count
+
+
+def _decision_rows(qs):
+    return qs.order_by("id").annotate(chars=Length("prompt")).values_list(
+        "id", "created_at", "category", "expert__name", "chars")
+
+
+def decisions_in_range(first_id, last_id):
+    """(id, created_at, category, expert name, prompt chars) for first_id <= id <= last_id, in id order."""
+    return _decision_rows(RoutingDecision.objects.filter(id__gte=first_id, id__lte=last_id))
+
+
+def batch_decisions(batch_id):
+    return _decision_rows(RoutingDecision.objects.filter(**{f"{_batch_link()}_id": batch_id}))
+
+
+def decisions_after(position, limit, upto=None):
+    """The next `limit` decisions after id `position` (and up to `upto` when given), in id order."""
+    qs = RoutingDecision.objects.filter(id__gt=position)
+    if upto is not None:
+        qs = qs.filter(id__lte=upto)
+    return list(_decision_rows(qs)[:limit])
+
+
+def latest_decision_id():
+    return RoutingDecision.objects.order_by("-id").values_list("id", flat=True).first() or 0
+
+
+def recent_runs(limit=30):
+    return list(SimulationRun.objects.filter(sweep=None).defer("outputs")[:limit])
+
+
+def recent_sweeps(limit=10):
+    return list(Sweep.objects.all()[:limit])
+
+
+def run_without_outputs(pk):
+    return SimulationRun.objects.defer("outputs").get(pk=pk)
+
+
+def sweep_runs(sweep):
+    return list(sweep.runs.defer("outputs").order_by("id"))
+
+
+def twin(name="default"):
+    return LiveTwin.objects.filter(name=name).first()

@@ -1,0 +1,125 @@
+// Live dashboard: catches up from /api/dashboard on every (re)connect, then folds websocket summaries in.
+(function () {
+  const root = document.getElementById("dash");
+  const WINDOW = 60, FEED = 50, LATENCIES = 500;
+  let buckets = new Map(), latencies = [], feed = [], batches = {}, experts = [], offset = 0, seen = 0;
+  const $ = (id) => document.getElementById(id);
+  const now = () => Date.now() / 1000 + offset;
+  const colors = ["#3056d3", "#12b76a", "#f79009", "#d92d20", "#7a5af8", "#0ba5ec", "#ee46bc", "#667085", "#15b79e", "#a15c07"];
+
+  function bar(id, label) {
+    return new Chart($(id), { type: "bar", data: { labels: [], datasets: [{ label, data: [], backgroundColor: "#3056d3" }] },
+      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } } });
+  }
+  const charts = {
+    experts: bar("chart-experts", "requests"),
+    inflight: bar("chart-inflight", "last 5 s"),
+    categories: new Chart($("chart-categories"), { type: "doughnut",
+      data: { labels: [], datasets: [{ data: [], backgroundColor: colors }] }, options: { animation: false } }),
+    throughput: new Chart($("chart-throughput"), { type: "line",
+      data: { labels: [], datasets: [{ label: "decisions/s", data: [], borderColor: "#3056d3", pointRadius: 0 }] },
+      options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } } }),
+  };
+
+  function add(t, s) {
+    const key = Math.floor(t);
+    const b = buckets.get(key) || { count: 0, experts: {}, categories: {}, fallbacks: 0 };
+    b.count += s.count; b.fallbacks += s.fallbacks;
+    for (const [k, v] of Object.entries(s.experts)) b.experts[k] = (b.experts[k] || 0) + v;
+    for (const [k, v] of Object.entries(s.categories)) b.categories[k] = (b.categories[k] || 0) + v;
+    buckets.set(key, b);
+  }
+
+  function totals(seconds) {
+    const from = Math.floor(now()) - seconds + 1, out = { count: 0, fallbacks: 0, experts: {}, categories: {} };
+    for (const [t, b] of buckets) {
+      if (t < Math.floor(now()) - WINDOW) { buckets.delete(t); continue; }
+      if (t < from) continue;
+      out.count += b.count; out.fallbacks += b.fallbacks;
+      for (const [k, v] of Object.entries(b.experts)) out.experts[k] = (out.experts[k] || 0) + v;
+      for (const [k, v] of Object.entries(b.categories)) out.categories[k] = (out.categories[k] || 0) + v;
+    }
+    return out;
+  }
+
+  function pct(sorted, p) { return sorted.length ? sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] : null; }
+
+  function render() {
+    const all = totals(WINDOW), last5 = totals(5);
+    const names = [...new Set([...experts, ...Object.keys(all.experts)])];
+    charts.experts.data.labels = names;
+    charts.experts.data.datasets[0].data = names.map((n) => all.experts[n] || 0);
+    charts.inflight.data.labels = names;
+    charts.inflight.data.datasets[0].data = names.map((n) => last5.experts[n] || 0);
+    const cats = Object.keys(all.categories).sort();
+    charts.categories.data.labels = cats;
+    charts.categories.data.datasets[0].data = cats.map((c) => all.categories[c]);
+    const t0 = Math.floor(now()) - WINDOW + 1, series = [];
+    for (let t = t0; t <= t0 + WINDOW - 1; t++) series.push((buckets.get(t) || { count: 0 }).count);
+    charts.throughput.data.labels = series.map((_, i) => i - WINDOW + 1);
+    charts.throughput.data.datasets[0].data = series;
+    Object.values(charts).forEach((c) => c.update("none"));
+    $("expert-rates").tBodies[0].innerHTML = names.map((n) =>
+      `<tr><td>${n}</td><td>${all.experts[n] || 0}</td><td>${((last5.experts[n] || 0) / 5).toFixed(1)}</td></tr>`).join("");
+    $("throughput").textContent = (last5.count / 5).toFixed(1);
+    $("fallback-rate").textContent = all.count ? `${((100 * all.fallbacks) / all.count).toFixed(1)}%` : "–";
+    const sorted = [...latencies].sort((a, b) => a - b);
+    $("lat-p50").textContent = sorted.length ? pct(sorted, 0.5).toFixed(1) : "–";
+    $("lat-p95").textContent = sorted.length ? pct(sorted, 0.95).toFixed(1) : "–";
+    $("seen").textContent = seen;
+    const active = Object.values(batches).filter((b) => b.status === "queued" || b.status === "running");
+    $("queued").textContent = active.reduce((n, b) => n + b.total - b.done, 0);
+    $("batches").innerHTML = Object.values(batches).slice(-8).map((b) =>
+      `<li><a href="/batches/${b.id}/">#${b.id}</a> ${b.status} ${b.done}/${b.total}</li>`).join("");
+    const rows = feed.map((d) => {
+      const tr = document.createElement("tr");
+      [d.prompt, d.category, d.confidence.toFixed(3), d.entropy.toFixed(3), d.fallback_reason || "–", d.expert,
+        d.latency_ms.toFixed(1)].forEach((v) => { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); });
+      return tr;
+    });
+    $("feed").tBodies[0].replaceChildren(...rows);
+  }
+
+  let pending = false;
+  function schedule() { if (!pending) { pending = true; setTimeout(() => { pending = false; render(); }, 250); } }
+
+  function catchUp() {
+    fetch(root.dataset.snapshotUrl, { credentials: "same-origin" }).then((r) => r.json()).then((s) => {
+      offset = s.t - Date.now() / 1000;
+      buckets = new Map(); s.seconds.forEach((b) => add(b.t, b));
+      latencies = s.latencies.slice(0, LATENCIES); feed = s.feed.slice(0, FEED); experts = s.experts;
+      batches = {}; s.batches.forEach((b) => { batches[b.id] = b; });
+      $("map-version").textContent = s.map_version ? `v${s.map_version}` : "none";
+      $("router-version").textContent = s.router_version ? `v${s.router_version}` : "none";
+      render();
+    });
+  }
+
+  coeSocket("dashboard,map", {
+    state(text) { $("ws-state").textContent = text; },
+    event(name, data) {
+      if (name === "hello" || name === "map.changed") return catchUp();
+      if (name !== "dashboard.summary") return;
+      if (data.count) {
+        add(data.t, data); seen += data.count;
+        latencies = data.latencies.concat(latencies).slice(0, LATENCIES);
+        feed = data.decisions.concat(feed).slice(0, FEED);
+      }
+      Object.assign(batches, data.batches);
+      schedule();
+    },
+  });
+  setInterval(render, 1000); // the windows slide even when nothing arrives
+
+  const demo = document.getElementById("demo-form");
+  if (demo) {
+    const csrf = demo.querySelector("[name=csrfmiddlewaretoken]").value;
+    const send = (body) => fetch(root.dataset.demoUrl, { method: "POST", credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRFToken": csrf }, body: JSON.stringify(body) })
+      .then((r) => r.json()).then((s) => {
+        $("demo-state").textContent = s.error ? s.error.message : s.running ? `running at ${s.rate}/s` : "stopped";
+      });
+    $("demo-start").onclick = () => send({ action: "start", rate: Number($("demo-rate").value), batch: $("demo-batch").value });
+    $("demo-stop").onclick = () => send({ action: "stop" });
+  }
+})();

@@ -1,0 +1,65 @@
+"""The simulator in a real browser: run form → live progress to 100 % → charts; the validation tab passes.
+
+In distributed mode the run goes through a real Celery worker (its own queue), so the page's progress really
+is live (polling here: the live server speaks no websocket); in embedded mode Celery runs it in-process."""
+import os
+
+import pytest
+
+pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+
+
+@pytest.fixture
+def staff_login(login, django_user_model):
+    django_user_model.objects.create_user("sim-staff", password="sim-staff-pass-123", is_staff=True)
+    return login("sim-staff", "sim-staff-pass-123")
+
+
+@pytest.fixture
+def simulations(settings):
+    """Where the run goes: a worker on its own queue (distributed) or in-process (embedded)."""
+    if not os.environ.get("REDIS_URL"):
+        yield
+        return
+    from tests.hwsim.worker import celery_worker, skip_unless_distributed
+
+    skip_unless_distributed()
+    with celery_worker() as queue:
+        settings.HWSIM_CELERY_QUEUE = queue
+        yield
+
+
+def test_run_form_progress_charts_and_validation(staff_login, simulations, live_server):
+    page = staff_login
+    page.goto(f"{live_server.url}/hwsim/")
+    page.select_option("#id_machine", "dgx-h100")
+    page.select_option("#id_experts", "uniform")
+    page.fill("#id_expert_count", "60")
+    page.fill("#id_expert_params_b", "6.74")
+    page.fill("#id_requests", "20000")
+    page.fill("#id_rate", "2")
+    page.click("#run-button")
+    page.wait_for_url("**/hwsim/runs/*/")
+    page.wait_for_function("document.querySelector('#progress-pct').textContent === '100%'", timeout=90000)
+    assert page.inner_text("#run-status") == "done"
+    page.wait_for_selector("#occ-HBM", state="attached")
+    assert page.evaluate("Chart.getChart(document.querySelector('#occ-HBM')).data.datasets.length") > 3
+    assert page.locator("#occupancy canvas").count() == 3
+    assert int(page.inner_text("#switch-table tbody tr:first-child td:nth-child(2)").split("-")[-1]) >= 0
+    assert page.locator("#downloads").is_visible()
+
+    page.click("#tab-validation")
+    rows = page.locator("#validation-table tbody tr")
+    assert rows.count() == 7
+    assert page.locator("#validation-table tbody tr.pass").count() == 7
+    assert set(page.locator("#validation-table .verdict-cell").all_inner_texts()) == {"pass"}
+
+
+def test_form_errors_show_on_the_page(staff_login, live_server):
+    page = staff_login
+    page.goto(f"{live_server.url}/hwsim/")
+    page.select_option("#id_experts", "uniform")
+    page.fill("#id_expert_count", "1000")
+    page.fill("#id_expert_params_b", "7")
+    page.click("#run-button")
+    assert "DDR holds" in page.inner_text("#form-errors")

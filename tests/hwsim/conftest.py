@@ -1,0 +1,68 @@
+"""Fixtures for the hwsim app tests: eager Celery in either settings mode, a recorder of "hwsim" events, and
+routed decisions written directly (the routing engine is exercised by the live-twin test instead)."""
+import pytest
+from asgiref.sync import async_to_sync
+
+
+@pytest.fixture
+def eager():
+    """Run tasks in-process even in distributed mode (no worker in these tests)."""
+    from coe_site.celery import app
+
+    before = app.conf.task_always_eager
+    app.conf.task_always_eager = True
+    yield app
+    app.conf.task_always_eager = before
+
+
+@pytest.fixture
+def hwsim_events():
+    """A channel in the "hwsim" group; call the returned function to drain the events received so far."""
+    from channels.layers import get_channel_layer
+
+    layer = get_channel_layer()
+    channel = async_to_sync(layer.new_channel)()
+    async_to_sync(layer.group_add)("hwsim", channel)
+
+    async def drain():
+        import asyncio
+
+        got = []
+        while True:
+            try:
+                got.append(await asyncio.wait_for(layer.receive(channel), 0.5))
+            except asyncio.TimeoutError:
+                return got
+
+    yield lambda: [(m["event"], m["data"]) for m in async_to_sync(drain)()]
+    async_to_sync(layer.group_discard)("hwsim", channel)
+
+
+@pytest.fixture
+def staff(db):
+    from django.contrib.auth import get_user_model
+
+    return get_user_model().objects.create_user("sim-staff", password="sim-staff-pass-123", is_staff=True)
+
+
+@pytest.fixture
+def make_decisions(db):
+    """make_decisions([(category, prompt chars), ...]) → RoutingDecision rows routed with the current map."""
+    from experts.selectors import current_map
+    from routing.models import RouterModel, RoutingDecision
+
+    def make(items):
+        router = RouterModel.objects.create(version=RouterModel.objects.count() + 100, embedder_id="test",
+                                            classifier="test", training_data_hash="x", training_size=0,
+                                            artifact=b"")
+        snap = current_map()
+        rows = []
+        for category, chars in items:
+            name, expert_id = snap.expert_for(category)
+            rows.append(RoutingDecision(source="api", prompt="x" * chars, category=category,
+                                        predicted_category=category, confidence=0.9, probabilities=[],
+                                        entropy=0.1, margin=0.5, expert_id=expert_id,
+                                        map_version_id=snap.version_id, router=router, latency_ms=1.0))
+        return RoutingDecision.objects.bulk_create(rows)
+
+    return make

@@ -1,0 +1,129 @@
+"""Pages and endpoints: login and permission, form errors, run/sweep pages, downloads that parse."""
+import csv
+import io
+import json
+
+import pytest
+from django.urls import reverse
+
+from hwsim.models import SimulationRun, Sweep
+
+pytestmark = pytest.mark.django_db
+
+FORM = {"machine": "sn40l-8", "policy": "lru", "batching": "coe", "batch_size": 8, "experts": "map",
+        "workload": "synthetic", "requests": 300, "zipf_s": 1.0, "rate": 0.5, "output_tokens": 64, "seed": 2,
+        "expert_count": 150, "expert_params_b": 7, "action": "run"}
+
+
+@pytest.fixture
+def staff_client(client, staff):
+    client.force_login(staff)
+    return client
+
+
+@pytest.mark.parametrize("name", ["hwsim:index", "hwsim:validation", "hwsim:provenance", "hwsim:twin",
+                                  "hwsim:twin-state"])
+def test_pages_need_a_login(client, name):
+    response = client.get(reverse(name))
+    assert response.status_code == 302 and "/accounts/login/" in response["Location"]
+
+
+def test_starting_needs_staff_or_the_permission(client, user):
+    from django.contrib.auth.models import Permission
+
+    client.force_login(user)
+    page = client.get(reverse("hwsim:index"))
+    assert page.status_code == 200 and b'id="no-permission"' in page.content
+    assert client.post(reverse("hwsim:index"), FORM).status_code == 403
+    assert client.post(reverse("hwsim:twin-start"), {}).status_code == 403
+    assert not SimulationRun.objects.exists()
+    user.user_permissions.add(Permission.objects.get(codename="start_simulation"))
+    client.force_login(user)
+    assert client.post(reverse("hwsim:index"), FORM).status_code == 302
+
+
+@pytest.mark.parametrize("change, message", [
+    ({"machine": "custom", "custom_machine": "{not json"}, "not valid JSON"),
+    ({"machine": "custom", "custom_machine": '{"base": "sn40l-8", "warp": 9}'}, "unknown machine"),
+    ({"experts": "uniform", "expert_count": 1000}, "DDR holds"),
+    ({"workload": "recent"}, "no routed decisions"),
+    ({"requests": 0}, "greater than or equal to 1"),
+    ({"sweep_maps": "1,x", "action": "compare"}, "whole numbers"),
+])
+def test_form_errors_are_shown(staff_client, change, message):
+    response = staff_client.post(reverse("hwsim:index"), {**FORM, **change})
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert not SimulationRun.objects.exists()
+
+
+def test_a_run_from_the_form_and_its_downloads(staff_client, eager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("hwsim:index"), {**FORM, "hbm_tbps": 2.0})
+    run = SimulationRun.objects.get()
+    assert response["Location"] == reverse("hwsim:run", args=[run.pk])
+    assert run.parameters["machine"]["knobs"] == {"hbm_bw": 2.0e12}
+    page = staff_client.get(response["Location"])
+    assert page.status_code == 200 and b'id="progress-pct">100%' in page.content
+    status = staff_client.get(reverse("hwsim:run-status", args=[run.pk])).json()
+    assert status["status"] == "done" and status["pct"] == 100
+    data = staff_client.get(reverse("hwsim:run-data", args=[run.pk])).json()
+    assert data["outputs"]["switches"]["total"] == data["summary"]["switches"]
+
+    requests = staff_client.get(reverse("hwsim:run-csv", args=[run.pk, "requests"]))
+    assert requests["Content-Type"] == "text/csv"
+    rows = list(csv.DictReader(io.StringIO(requests.content.decode())))
+    assert len(rows) == 300 and float(rows[0]["ttft_ms"]) >= 0
+    switches = list(csv.reader(io.StringIO(staff_client.get(
+        reverse("hwsim:run-csv", args=[run.pk, "switches"])).content.decode())))
+    assert switches[0][:2] == ["t_s", "expert"] and len(switches) - 1 == run.summary["switches"]
+    trace = json.loads(staff_client.get(reverse("hwsim:run-trace", args=[run.pk])).content)
+    spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
+    assert {e["cat"] for e in spans} >= {"switch", "prefill", "decode"}
+    assert all(e["dur"] >= 0 and "ts" in e for e in spans)
+    assert staff_client.get(reverse("hwsim:run-csv", args=[run.pk, "secrets"])).status_code == 404
+
+
+def test_downloads_wait_for_a_finished_run(staff_client):
+    run = SimulationRun.objects.create(parameters={}, progress_total=10)
+    assert staff_client.get(reverse("hwsim:run-trace", args=[run.pk])).status_code == 409
+    assert staff_client.get(reverse("hwsim:run", args=[999])).status_code == 404
+
+
+def test_compare_creates_runs_for_each_preset_with_one_seed(staff_client, eager, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        response = staff_client.post(reverse("hwsim:index"), {**FORM, "action": "compare",
+                                                              "compare_machines": ["sn40l-8", "dgx-h100"]})
+    sweep = Sweep.objects.get()
+    assert response["Location"] == reverse("hwsim:sweep", args=[sweep.pk])
+    runs = list(sweep.runs.all())
+    assert sorted(r.parameters["machine"]["preset"] for r in runs) == ["dgx-h100", "sn40l-8"]
+    assert {r.parameters["seed"] for r in runs} == {2} and {r.status for r in runs} == {"done"}
+    page = staff_client.get(response["Location"]).content.decode()
+    assert page.count('class="run-status">done') == 2
+    assert staff_client.get(reverse("hwsim:sweep-status", args=[sweep.pk])).json()["status"] == "done"
+
+
+def test_validation_and_provenance_tabs(staff_client):
+    page = staff_client.get(reverse("hwsim:validation")).content.decode()
+    assert page.count('<tr class="pass">') == 7 and 'class="fail"' not in page
+    assert "CoE batch latency" in page
+    prov = staff_client.get(reverse("hwsim:provenance")).content.decode()
+    for preset in ("sn40l-8", "sn40l-16", "dgx-h100", "dgx-a100"):
+        assert f'id="provenance-{preset}"' in prov
+    assert "kind-published" in prov and "kind-derived" in prov and "Table V" in prov
+
+
+def test_twin_page_start_state_and_stop(staff_client, eager, make_decisions, django_capture_on_commit_callbacks):
+    with django_capture_on_commit_callbacks(execute=True):
+        assert staff_client.post(reverse("hwsim:twin-start"), {"machine": "dgx-h100", "policy": "lru",
+                                                               "batching": "coe", "output_tokens": 32}).status_code == 302
+    made = make_decisions([("coding", 80), ("writing", 80)])
+    state = staff_client.get(reverse("hwsim:twin-state")).json()  # embedded: polling drives the tick
+    assert state["enabled"] and state["position"] == made[-1].pk and state["snapshot"]["fed"] == 2
+    assert state["machine"] == "dgx-h100"
+    bad = staff_client.post(reverse("hwsim:twin-start"), {"machine": "sn40l-8", "policy": "pinned",
+                                                          "batching": "coe", "output_tokens": 32})
+    assert bad.status_code == 400
+    staff_client.post(reverse("hwsim:twin-stop"))
+    assert staff_client.get(reverse("hwsim:twin-state")).json()["enabled"] is False

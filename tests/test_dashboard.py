@@ -1,0 +1,150 @@
+"""The live dashboard: the coalescer's rate limit, the snapshot used to catch up, websocket summaries after a
+commit, the page, and staff-only demo traffic."""
+import threading
+import time
+
+import pytest
+from asgiref.sync import sync_to_async
+from channels.testing import WebsocketCommunicator
+
+from coe_site.realtime import Coalescer
+
+
+class Recording(Coalescer):
+    """The real coalescer, recording what it would send instead of using a channel layer."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.sent = []
+
+    def _send(self, pending):
+        self.sent.append((time.monotonic(), pending))
+
+
+def decision(i, expert="qwen", category="math", reason=""):
+    return {"id": i, "prompt": f"p{i}", "category": category, "confidence": 0.9, "entropy": 0.1,
+            "fallback_reason": reason, "expert": expert, "latency_ms": 1.0 + i % 3, "batch": None, "t": 0}
+
+
+def test_coalescer_sends_the_first_event_at_once_then_at_most_ten_per_second():
+    c = Recording(interval=0.1, feed=5)
+    start = time.monotonic()
+    c.add_decisions([decision(0)])
+    while not c.sent and time.monotonic() - start < 2:
+        time.sleep(0.005)
+    assert c.sent and c.sent[0][0] - start < 0.05  # leading edge: no waiting when quiet
+    n = 0
+    while time.monotonic() - start < 1.5:  # a flood: ~1,000 decisions per second for 1.5 s
+        c.add_decisions([decision(n + 1, expert="a" if n % 2 else "b", reason="low_margin" if n % 5 == 0 else "")])
+        n += 1
+        time.sleep(0.001)
+    time.sleep(0.3)
+    times = [t for t, _ in c.sent]
+    assert len(times) <= 1.5 / 0.1 + 2
+    assert min(b - a for a, b in zip(times, times[1:])) >= 0.095
+    summaries = [p for _, p in c.sent]
+    assert sum(p["count"] for p in summaries) == n + 1  # folded, never dropped
+    assert sum(p["experts"].get("a", 0) + p["experts"].get("b", 0) for p in summaries) == n
+    assert sum(p["fallbacks"] for p in summaries) == len(range(0, n, 5))
+    assert all(len(p["decisions"]) <= 5 for p in summaries)
+    last = summaries[-1]["decisions"]
+    assert [d["id"] for d in last] == sorted((d["id"] for d in last), reverse=True)  # newest first
+
+
+def test_coalescer_keeps_the_latest_batch_progress():
+    c = Recording(interval=0.2)
+    c.add_decisions([decision(1)])
+    time.sleep(0.05)
+    for done in (10, 20, 30):
+        c.add_batch({"id": 4, "status": "running", "done": done, "total": 30})
+    time.sleep(0.4)
+    assert c.sent[-1][1]["batches"] == {"4": {"id": 4, "status": "running", "done": 30, "total": 30}}
+
+
+def test_snapshot_needs_login_and_reports_recent_decisions(client, user, active_router):
+    from routing.services import route_prompts
+
+    assert client.get("/api/dashboard").status_code == 401
+    route_prompts(["What is 3 + 4?", "Write a Java class for a bank account."], "api")
+    client.force_login(user)
+    snap = client.get("/api/dashboard").json()
+    assert [d["category"] for d in snap["feed"]] == ["coding", "math"]
+    assert sum(s["count"] for s in snap["seconds"]) == 2
+    assert sum(sum(s["experts"].values()) for s in snap["seconds"]) == 2
+    assert len(snap["latencies"]) == 2 and snap["map_version"] == 1 and snap["router_version"] == 1
+    assert set(snap["experts"]) >= {d["expert"] for d in snap["feed"]}
+
+
+def test_dashboard_page_shows_the_demo_control_to_staff_only(client, user, django_user_model):
+    client.force_login(user)
+    page = client.get("/dashboard/").content.decode()
+    assert 'id="chart-experts"' in page and "chart.umd.min.js" in page and 'id="demo-form"' not in page
+    assert client.post("/api/demo", {"action": "start"}, content_type="application/json").status_code == 403
+    admin = django_user_model.objects.create_user("admin", password="admin-pass-123", is_staff=True)
+    client.force_login(admin)
+    assert 'id="demo-form"' in client.get("/dashboard/").content.decode()
+
+
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_router):
+    from routing.models import RoutingDecision
+
+    admin = django_user_model.objects.create_user("admin", password="admin-pass-123", is_staff=True)
+    client.force_login(admin)
+    r = client.post("/api/demo", {"action": "start", "rate": 20}, content_type="application/json")
+    assert r.json() == {"running": True, "rate": 20.0, "batch": None}
+    assert client.post("/api/demo", {"action": "start", "rate": 5}, content_type="application/json").status_code == 409
+    deadline = time.monotonic() + 30
+    while RoutingDecision.objects.filter(source="demo").count() < 10 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert client.post("/api/demo", {"action": "stop"}, content_type="application/json").json()["running"] is False
+    count = RoutingDecision.objects.filter(source="demo").count()
+    assert count >= 10
+    time.sleep(0.5)
+    assert RoutingDecision.objects.filter(source="demo").count() == count  # stopped means stopped
+
+
+def test_demo_generator_keeps_its_rate(db, active_router):
+    from routing.models import RoutingDecision
+    from routing.services import demo_prompts, run_demo_traffic
+
+    sent = run_demo_traffic(40, demo_prompts(), threading.Event(), duration=1.5)
+    assert 55 <= sent <= 65
+    assert RoutingDecision.objects.filter(source="demo").count() == sent
+
+
+def test_demo_traffic_command_replays_a_batch(db, active_router):
+    from django.core.management import call_command
+
+    from routing.engine.inputs import Item
+    from routing.models import RoutingDecision
+    from routing.services import create_batch
+
+    batch = create_batch([Item(1, "Integrate x^2 from 0 to 1."), Item(2, "Tell me a joke.")], "demo source")
+    call_command("demo_traffic", rate=10, duration=0.45, batch=batch.pk)
+    prompts = list(RoutingDecision.objects.filter(source="demo").order_by("id").values_list("prompt", flat=True))
+    assert prompts[:2] == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] and len(prompts) in (4, 5)
+
+
+@pytest.mark.asyncio
+@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+async def test_a_routed_decision_reaches_a_websocket_client_as_a_summary(user, active_router):
+    from access.services import create_api_token
+    from coe_site.asgi import application
+    from routing.services import route_prompts
+
+    token = await sync_to_async(create_api_token)(user.username)
+    comm = WebsocketCommunicator(application, "/ws/events/?groups=dashboard",
+                                 headers=[(b"origin", b"http://127.0.0.1"), (b"authorization", f"Bearer {token}".encode())])
+    assert (await comm.connect(timeout=5))[0]
+    assert (await comm.receive_json_from(timeout=5))["event"] == "hello"
+    sent = time.time()
+    await sync_to_async(route_prompts)(["Differentiate sin(x) * x^2."], "api")
+    message = await comm.receive_json_from(timeout=10)
+    assert message["event"] == "dashboard.summary"
+    data = message["data"]
+    assert data["count"] == 1 and data["categories"] == {"math": 1}
+    feed = data["decisions"][0]
+    assert feed["prompt"] == "Differentiate sin(x) * x^2." and feed["category"] == "math"
+    assert sent <= feed["t"] <= time.time()
+    await comm.disconnect()
