@@ -1,11 +1,14 @@
 """The one websocket endpoint: authenticate, join the requested groups, forward events. No logic here."""
+import asyncio
+
 from channels.generic.websocket import AsyncJsonWebsocketConsumer
 
-from .realtime import GROUPS
+from .realtime import GROUPS, bind_server_loop
 
 
 class EventsConsumer(AsyncJsonWebsocketConsumer):
     async def connect(self):
+        bind_server_loop(asyncio.get_running_loop())
         user = self.scope.get("user")
         if user is None or not user.is_authenticated:
             await self.close(code=4401)

@@ -4,6 +4,7 @@ Groups: ``dashboard`` (routing decisions, stats, batch progress), ``map`` (map v
 ``hwsim`` (simulation progress and occupancy). A browser or script joins them through ``/ws/events/``.
 Dashboard traffic goes through the per-process ``dashboard`` coalescer (at most ~10 summaries a second).
 """
+import asyncio
 import atexit
 import json
 import logging
@@ -12,7 +13,7 @@ import threading
 import time
 
 from asgiref.sync import async_to_sync
-from channels.layers import get_channel_layer
+from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
 
@@ -35,13 +36,40 @@ class _Encoder(DjangoJSONEncoder):
         return super().default(o)
 
 
-def send_now(group, event, data):
+_server_loop = None
+
+
+def bind_server_loop(loop):
+    """Remember the event loop websocket consumers run in. The in-process channel layer (embedded mode) keeps
+    asyncio queues that only that loop may touch, so sends from other threads are handed to it."""
+    global _server_loop
+    _server_loop = loop
+
+
+def _group_send(group, message, own_loop=None):
+    layer = get_channel_layer()
+    loop = _server_loop
+    if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
+        try:
+            running = asyncio.get_running_loop()
+        except RuntimeError:
+            running = None
+        if running is loop:
+            loop.create_task(layer.group_send(group, message))
+        else:
+            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
+    elif own_loop is not None:  # a long-lived sender thread: reuse its loop (and the Redis connections on it)
+        own_loop.run_until_complete(layer.group_send(group, message))
+    else:
+        async_to_sync(layer.group_send)(group, message)
+
+
+def send_now(group, event, data, own_loop=None):
     """Send immediately (callers already outside a transaction, e.g. a coalescer flushing)."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}")
-    layer = get_channel_layer()
     try:
-        async_to_sync(layer.group_send)(group, {"type": "event.message", "event": event, "data": json_safe(data)})
+        _group_send(group, {"type": "event.message", "event": event, "data": json_safe(data)}, own_loop)
     except Exception:  # a dropped live update must never fail the write that caused it
         log.exception("realtime publish to %s failed", group)
 
@@ -115,10 +143,11 @@ class Coalescer:
         if pending:
             self._send(pending)
 
-    def _send(self, pending):
-        send_now(self.group, self.event, {"t": time.time(), **pending})
+    def _send(self, pending, own_loop=None):
+        send_now(self.group, self.event, {"t": time.time(), **pending}, own_loop)
 
     def _run(self):
+        own_loop = asyncio.new_event_loop()
         while True:
             with self._cond:
                 while self._pending is None:
@@ -130,7 +159,7 @@ class Coalescer:
                 pending, self._pending = self._pending, None
                 self._last_sent = time.monotonic()
             if pending:
-                self._send(pending)
+                self._send(pending, own_loop)
 
 
 dashboard = Coalescer()

@@ -9,5 +9,6 @@ urlpatterns = [
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("hwsim/", include("hwsim.urls")),
     path("designer/", include("designer.urls")),
+    path("", include("experts.urls")),
     path("", include("routing.urls")),
 ]

@@ -1,14 +1,22 @@
-"""Writes to the map: validate, refuse stale bases, create an immutable version and an audit row."""
+"""Writes to the expert pool and the map: validate, refuse stale bases, version, audit, broadcast on commit.
+
+Every edit path — the in-app editor, Django admin and the JSON API — calls these functions.
+"""
+from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+
+from coe_site.realtime import publish
 
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
 from .selectors import current_version_number, map_assignments
 
 FALLBACK_CATEGORY = "general"
+EXPERT_FIELDS = ("model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length", "enabled",
+                 "description")
 
 
 class MapError(ValueError):
-    """An invalid map: unknown or unmapped categories, unknown or disabled experts."""
+    """An invalid map or catalogue edit: unknown or unmapped categories, unknown or disabled experts."""
 
 
 class StaleMapVersion(Exception):
@@ -20,60 +28,126 @@ class StaleMapVersion(Exception):
         self.base, self.current = base, current
 
 
-def _validate(assignments):
-    from routing.models import Category
+def audit(user, action, object_type, object_name, changes=None):
+    AuditEntry.objects.create(actor=user if getattr(user, "pk", None) else None, action=action,
+                              object_type=object_type, object_name=object_name, changes=changes or {})
 
+
+def clean(obj):
+    """Model validation, reported as a MapError the editor, admin and API can show."""
+    try:
+        obj.full_clean()
+    except ValidationError as exc:
+        raise MapError("; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items()))
+
+
+def _plural(words, items):
+    return f"{words[0] if len(items) == 1 else words[1]}: {', '.join(items)}"
+
+
+def _validate(assignments, categories):
     if not isinstance(assignments, dict) or not assignments:
         raise MapError("assignments must be a non-empty object of category → expert.")
-    categories = {c.name: c for c in Category.objects.filter(retired=False)}
     experts = {e.name: e for e in Expert.objects.all()}
     problems = []
     unknown_c = sorted(set(assignments) - set(categories))
     if unknown_c:
-        problems.append("unknown categor" + ("ies: " if len(unknown_c) > 1 else "y: ") + ", ".join(unknown_c))
+        problems.append(_plural(("unknown category", "unknown categories"), unknown_c))
     unknown_e = sorted({str(e) for e in assignments.values()} - set(experts))
     if unknown_e:
-        problems.append("unknown expert" + ("s: " if len(unknown_e) > 1 else ": ") + ", ".join(unknown_e))
+        problems.append(_plural(("unknown expert", "unknown experts"), unknown_e))
     disabled = sorted({e for e in assignments.values() if e in experts and not experts[e].enabled})
     if disabled:
-        problems.append("disabled expert" + ("s: " if len(disabled) > 1 else ": ") + ", ".join(disabled))
+        problems.append(_plural(("disabled expert", "disabled experts"), disabled))
     missing = sorted(set(categories) - set(assignments))
     if missing:
-        problems.append("unmapped categor" + ("ies: " if len(missing) > 1 else "y: ") + ", ".join(missing))
-    if FALLBACK_CATEGORY not in assignments and FALLBACK_CATEGORY not in missing:
-        problems.append(f"the '{FALLBACK_CATEGORY}' category must always be mapped")
+        problems.append(_plural(("unmapped category", "unmapped categories"), missing))
+    if FALLBACK_CATEGORY not in categories:
+        problems.append(f"the '{FALLBACK_CATEGORY}' category must always exist and be mapped")
     if problems:
         raise MapError("; ".join(problems) + ".")
     return [(categories[c], experts[e]) for c, e in sorted(assignments.items())]
 
 
+def _active_categories():
+    from routing.selectors import active_categories
+
+    return {c.name: c for c in active_categories()}
+
+
 def publish_map(base_version, assignments, note="", user=None, rolled_back_from=None):
     """Create the next map version on top of ``base_version``; raises MapError or StaleMapVersion."""
-    pairs = _validate(assignments)
-    current = current_version_number() or 0
-    if base_version != current:
-        raise StaleMapVersion(base_version, current)
-    try:
-        with transaction.atomic():
-            version = MapVersion.objects.create(number=current + 1, author=user, note=note[:500],
-                                                rolled_back_from=rolled_back_from)
-            MapAssignment.objects.bulk_create(
-                [MapAssignment(version=version, category=c, expert=e) for c, e in pairs])
-            before = map_assignments(MapVersion.objects.get(number=current)) if current else {}
-            AuditEntry.objects.create(
-                actor=user, action="rollback" if rolled_back_from else "publish", object_type="map",
-                object_name=f"v{version.number}",
-                changes={c: [before.get(c), e] for c, e in sorted(assignments.items()) if before.get(c) != e})
-    except IntegrityError:  # a concurrent editor took number current+1 first
-        raise StaleMapVersion(base_version, current_version_number())
+    with transaction.atomic():
+        pairs = _validate(assignments, _active_categories())
+        current = current_version_number() or 0
+        if base_version != current:
+            raise StaleMapVersion(base_version, current)
+        before = map_assignments(MapVersion.objects.get(number=current)) if current else {}
+        try:
+            with transaction.atomic():
+                version = MapVersion.objects.create(number=current + 1, author=user if getattr(user, "pk", None)
+                                                    else None, note=(note or "")[:500],
+                                                    rolled_back_from=rolled_back_from)
+        except IntegrityError:  # a concurrent editor took number current+1 first
+            raise StaleMapVersion(base_version, current_version_number())
+        MapAssignment.objects.bulk_create([MapAssignment(version=version, category=c, expert=e) for c, e in pairs])
+        changes = {c: [before.get(c), e] for c, e in sorted(assignments.items()) if before.get(c) != e}
+        changes.update({c: [e, None] for c, e in before.items() if c not in assignments})
+        audit(user, "rollback" if rolled_back_from else "publish", "map", f"v{version.number}",
+              {"note": version.note, "assignments": changes})
+        event = {"version": version.number, "assignments": dict(sorted(assignments.items())),
+                 "author": getattr(user, "username", None), "note": version.note}
+        publish("map", "map.changed", event)
+        publish("dashboard", "map.changed", event)
     return version
 
 
-def rollback_map(version_number, user=None, note=""):
-    """Publish a new version equal to ``version_number``'s assignments."""
+def rollback_map(version_number, user=None, note="", base_version=None):
+    """Publish a new version equal to ``version_number``'s assignments (on top of ``base_version`` if given)."""
     try:
         old = MapVersion.objects.get(number=version_number)
     except MapVersion.DoesNotExist:
         raise MapError(f"no map version {version_number}.")
-    return publish_map(current_version_number(), map_assignments(old), note or f"rollback to v{version_number}",
-                       user, rolled_back_from=version_number)
+    base = current_version_number() if base_version is None else base_version
+    return publish_map(base, map_assignments(old), note or f"rollback to v{version_number}", user,
+                       rolled_back_from=version_number)
+
+
+def _expert_values(data):
+    values = {}
+    for field in EXPERT_FIELDS:
+        if field in data:
+            values[field] = data[field]
+    if "parameters" in values and (not isinstance(values["parameters"], int) or values["parameters"] <= 0):
+        raise MapError("parameters must be a positive integer.")
+    if values.get("bytes_per_parameter") is not None and float(values["bytes_per_parameter"]) <= 0:
+        raise MapError("bytes_per_parameter must be positive.")
+    return values
+
+
+def save_expert(name, data, user=None):
+    """Create or update expert ``name``. Disabling an expert the current map uses is refused."""
+    with transaction.atomic():
+        values = _expert_values(data)
+        expert = Expert.objects.select_for_update().filter(name=name).first()
+        if expert is None:
+            if "model_id" not in values or "parameters" not in values:
+                raise MapError("a new expert needs model_id and parameters.")
+            expert = Expert(name=name)
+            before = {}
+        else:
+            before = {f: getattr(expert, f) for f in values}
+        if values.get("enabled") is False and expert.pk:
+            used = sorted(MapAssignment.objects.filter(version__number=current_version_number(), expert=expert)
+                          .values_list("category__name", flat=True))
+            if used:
+                raise MapError(f"expert {name} serves {', '.join(used)} in the current map: map those categories "
+                               f"to another expert first.")
+        for field, value in values.items():
+            setattr(expert, field, value)
+        clean(expert)
+        expert.save()
+        changes = {f: [before.get(f), v] for f, v in values.items() if before.get(f) != v}
+        audit(user, "update" if before else "create", "expert", name, changes)
+        publish("map", "expert.changed", {"name": name, "changes": changes})
+    return expert

@@ -20,7 +20,7 @@ decisions 1/rate seconds apart in id order.
 """
 from numbers import Real
 
-from hwsim.engine import (BATCHING, POLICIES, PRESETS, ConfigError, SimConfig, expert_from_dict, get_machine,
+from hwsim.engine import (BATCHING, POLICIES, ConfigError, SimConfig, expert_from_dict, get_machine,
                           machine_from_dict, replay, synthetic, uniform_experts)
 
 from . import selectors
@@ -232,7 +232,3 @@ def build(params):
         workload = replay(replay_records(rows, assignments, names, params["output_tokens"], wl["rate"]),
                           rate=wl["rate"])
     return build_config(params, experts), workload
-
-
-def presets():
-    return list(PRESETS)

@@ -334,18 +334,20 @@ def run_demo_traffic(rate, prompts, stop, duration=None, tick=0.1):
     ``duration`` seconds pass. Each tick routes what is due in one batched call. Returns prompts routed."""
     if rate <= 0:
         raise RoutingInputError("rate must be positive")
+    active_router()  # load the router and the embedder before the clock starts
     start, sent, cursor = time.monotonic(), 0, 0
     while not stop.is_set():
-        elapsed = time.monotonic() - start
-        if duration is not None and elapsed >= duration:
+        woke = time.monotonic()
+        if duration is not None and woke - start >= duration:
             break
-        due = min(int(elapsed * rate) + 1 - sent, max(1, int(rate)))  # never more than one second's worth
+        due = min(int((woke - start) * rate) + 1 - sent, max(1, int(rate)))  # at most one second's worth
         if due > 0:
             group = [prompts[(cursor + i) % len(prompts)] for i in range(due)]
             cursor = (cursor + due) % len(prompts)
             route_prompts(group, "demo")
             sent += due
-        stop.wait(max(0.0, (sent / rate) - (time.monotonic() - start)) if rate < 1 / tick else tick)
+        next_prompt = start + sent / rate
+        stop.wait(max(0.0, max(next_prompt, woke + tick) - time.monotonic()))  # routing time counts in the tick
     return sent
 
 

@@ -17,7 +17,7 @@ class Recording(Coalescer):
         super().__init__(**kw)
         self.sent = []
 
-    def _send(self, pending):
+    def _send(self, pending, own_loop=None):
         self.sent.append((time.monotonic(), pending))
 
 
@@ -65,7 +65,7 @@ def test_snapshot_needs_login_and_reports_recent_decisions(client, user, active_
     from routing.services import route_prompts
 
     assert client.get("/api/dashboard").status_code == 401
-    route_prompts(["What is 3 + 4?", "Write a Java class for a bank account."], "api")
+    route_prompts(["Solve the equation 2x + 3 = 11 for x.", "Write a Java class for a bank account."], "api")
     client.force_login(user)
     snap = client.get("/api/dashboard").json()
     assert [d["category"] for d in snap["feed"]] == ["coding", "math"]
@@ -108,8 +108,10 @@ def test_demo_generator_keeps_its_rate(db, active_router):
     from routing.models import RoutingDecision
     from routing.services import demo_prompts, run_demo_traffic
 
-    sent = run_demo_traffic(40, demo_prompts(), threading.Event(), duration=1.5)
-    assert 55 <= sent <= 65
+    started = time.monotonic()
+    sent = run_demo_traffic(10, demo_prompts(), threading.Event(), duration=1.5)
+    assert time.monotonic() - started < 5
+    assert 8 <= sent <= 16  # never ahead of the rate (15 due + the one due at t=0); behind only on a busy machine
     assert RoutingDecision.objects.filter(source="demo").count() == sent
 
 
@@ -121,20 +123,25 @@ def test_demo_traffic_command_replays_a_batch(db, active_router):
     from routing.services import create_batch
 
     batch = create_batch([Item(1, "Integrate x^2 from 0 to 1."), Item(2, "Tell me a joke.")], "demo source")
-    call_command("demo_traffic", rate=10, duration=0.45, batch=batch.pk)
+    call_command("demo_traffic", rate=10, duration=1.0, batch=batch.pk)
     prompts = list(RoutingDecision.objects.filter(source="demo").order_by("id").values_list("prompt", flat=True))
-    assert prompts[:2] == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] and len(prompts) in (4, 5)
+    assert 5 <= len(prompts) <= 11
+    assert prompts == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] * (len(prompts) // 2) + prompts[:len(prompts) % 2]
 
 
 @pytest.mark.asyncio
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
 async def test_a_routed_decision_reaches_a_websocket_client_as_a_summary(user, active_router):
     from access.services import create_api_token
-    from coe_site.asgi import application
     from routing.services import route_prompts
 
+    def app():
+        from coe_site.asgi import application  # start-up checks the (test) database: import it in a thread
+
+        return application
+
     token = await sync_to_async(create_api_token)(user.username)
-    comm = WebsocketCommunicator(application, "/ws/events/?groups=dashboard",
+    comm = WebsocketCommunicator(await sync_to_async(app)(), "/ws/events/?groups=dashboard",
                                  headers=[(b"origin", b"http://127.0.0.1"), (b"authorization", f"Bearer {token}".encode())])
     assert (await comm.connect(timeout=5))[0]
     assert (await comm.receive_json_from(timeout=5))["event"] == "hello"

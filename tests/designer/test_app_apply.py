@@ -81,3 +81,14 @@ def test_link_view_sets_experts(client, table, user):
     small.refresh_from_db()
     assert small.expert == expert
     assert TableModel.objects.get(table=table, name="qwen2-72b-instruct").expert is None  # not in the form: unset
+
+
+def test_frequencies_from_routed_traffic(table, active_router):
+    with pytest.raises(DesignError, match="No routed traffic"):
+        design(table, freq_source="traffic")
+    from routing.services import route_prompts
+
+    route_prompts(["Compose a sonnet about the sea at dawn."] * 3 + ["Solve 4x - 2 = 10 for x."], "cli")
+    d = design(table, freq_source="traffic")
+    freq = dict(zip(d.problem.categories, d.problem.freq))
+    assert freq == {"coding": 0.0, "general": 0.0, "math": 0.25, "writing": 0.75}

@@ -62,6 +62,16 @@ def test_json_report_on_a_synthetic_pool(tmp_path, active_router):
 
 
 @pytest.mark.django_db
+def test_clusters_are_chosen_per_training_fold(tmp_path, active_router):
+    s, q, m = write_inputs(tmp_path)
+    report = json.loads(run("--scores", s, "--questions", q, "--models", m, "--folds", "3", "--categories",
+                            "clusters", "--json"))
+    assert report["categories"] == "clusters" and len(report["chosen_per_fold"]) == 3
+    assert all(f["chosen"] in f["inner_apgr"] for f in report["chosen_per_fold"])
+    assert all(row["coe"] >= report["experts"][0]["score"] - 1e-9 for row in report["rows"])
+
+
+@pytest.mark.django_db
 def test_two_expert_pool_reports_routellm_metrics(tmp_path, active_router):
     s, q, m = write_inputs(tmp_path)
     (tmp_path / "m.csv").write_text("model,total_params\nsmall,7\nbig,70\n")

@@ -34,7 +34,7 @@ def test_publish_creates_next_version_and_audit(user):
     assert version.number == 2 and current_map().assignments["math"] == "gemma-2-9b-it"
     entry = AuditEntry.objects.get(object_name="v2")
     assert (entry.actor, entry.action) == (user, "publish")
-    assert entry.changes == {"math": ["qwen2-72b-instruct", "gemma-2-9b-it"]}
+    assert entry.changes == {"note": "cheaper math", "assignments": {"math": ["qwen2-72b-instruct", "gemma-2-9b-it"]}}
 
 
 def test_stale_base_is_refused():
@@ -48,6 +48,7 @@ def test_stale_base_is_refused():
     ({"poetry": "gemma-2-9b-it"}, "unknown category: poetry"),
     ({"math": "gpt-9"}, "unknown expert: gpt-9"),
     ({"general": None}, "unmapped category: general"),
+    ({"math": "gemma-2-9b-it", "coding": None}, "unmapped category: coding"),
 ])
 def test_invalid_maps_name_the_problem(change, message):
     new = {**default_assignments(), **change}

@@ -5,6 +5,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from designer.engine import TableError, evaluate, parse_models, parse_prompt_scores, parse_questions
 from designer.engine.datasets import load_arena_bench_v1, load_mt_bench
+from designer.engine.subclusters import ClusterCategoriser
 from routing.selectors import active_router
 from routing.services import ensure_router
 
@@ -62,10 +63,14 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--cost", choices=["total", "active"], default="total")
         parser.add_argument("--budgets", type=int, default=50, help="budget grid size (default 50)")
+        parser.add_argument("--categories", choices=["router", "clusters"], default="router",
+                            help="router: the active router's categories; clusters: per training fold, the router's "
+                                 "categories or k-means clusters of the prompts' embeddings, whichever an inner "
+                                 "cross-validation on the training prompts prefers")
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, scores=None, questions=None, models=None, dataset=None, data=None, folds=5, seed=0,
-               cost="total", budgets=50, as_json=False, **options):
+               cost="total", budgets=50, categories="router", as_json=False, **options):
         files = (scores, questions, models)
         if dataset and any(files):
             raise CommandError("give either --dataset or --scores/--questions/--models, not both")
@@ -85,14 +90,20 @@ class Command(BaseCommand):
             raise CommandError("--budgets must be at least 2")
         ensure_router()
         row, router = active_router()
-        categories = [r.category for r in router.route(prompts)]
+        routed = [r.category for r in router.route(prompts)]
+        categoriser = routed
+        if categories == "clusters":
+            categoriser = ClusterCategoriser(router.embedder.encode(prompts), matrix, pool, cost=cost, base=routed,
+                                             seed=seed)
         try:
-            ev = evaluate(matrix, categories, pool, cost=cost, folds=folds, seed=seed, n_budgets=budgets)
+            ev = evaluate(matrix, categoriser, pool, cost=cost, folds=folds, seed=seed, n_budgets=budgets)
         except ValueError as exc:
             raise CommandError(str(exc))
-        counts = {c: categories.count(c) for c in sorted(set(categories))}
-        report = {"source": source, "router_version": row.version, "dropped_prompts": dropped,
+        counts = {c: routed.count(c) for c in sorted(set(routed))}
+        report = {"source": source, "router_version": row.version, "dropped_prompts": dropped, "categories": categories,
                   "category_counts": counts, **ev.to_dict()}
+        if categories == "clusters":
+            report["chosen_per_fold"] = categoriser.chosen
         if as_json:
             self.stdout.write(json.dumps(report, indent=2))
         else:
@@ -102,7 +113,11 @@ class Command(BaseCommand):
         w = self.stdout.write
         w(f"{r['source']}: {r['n_prompts']} prompts ({r['dropped_prompts']} dropped), router v{r['router_version']}, "
           f"{r['n_categories']} categories, {r['folds']}-fold held out, seed {r['seed']}, cost = {r['cost']} params")
-        w("Categories: " + ", ".join(f"{c} {n}" for c, n in r["category_counts"].items()))
+        w("Router categories: " + ", ".join(f"{c} {n}" for c, n in r["category_counts"].items()))
+        if "chosen_per_fold" in r:
+            w("Categories per fold (chosen on its training prompts): "
+              + ", ".join(f["chosen"] if f["chosen"] == "router" else f"k-means {f['chosen']}"
+                          for f in r["chosen_per_fold"]))
         for p in r["experts"]:
             w(f"  expert {p['name']}: score {p['score']:.3f} at {p['avg_total_params']:g} B total / "
               f"{p['avg_active_params']:g} B active")

@@ -1,0 +1,129 @@
+"""Django admin for experts and map versions. Every save goes through experts.services (audit + broadcast).
+
+Map versions are immutable snapshots: the change page is read-only; "add" shows one expert choice per category and
+publishes a new version through the same service as the in-app editor; an action rolls back to a selected version.
+"""
+from django import forms
+from django.contrib import admin, messages
+
+from routing.selectors import active_categories
+
+from . import services
+from .models import AuditEntry, Expert, MapAssignment, MapVersion
+from .selectors import current_map, current_version_number
+
+
+@admin.register(Expert)
+class ExpertAdmin(admin.ModelAdmin):
+    list_display = ("name", "model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length",
+                    "enabled")
+    list_filter = ("enabled",)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("name",) if obj else ()
+
+    def save_model(self, request, obj, form, change):
+        data = {f: form.cleaned_data[f] for f in services.EXPERT_FIELDS if f in form.cleaned_data}
+        try:
+            saved = services.save_expert(obj.name, data, request.user)
+        except services.MapError as exc:
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+            return
+        obj.pk = saved.pk
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # experts are disabled, never deleted: decisions and versions refer to them
+
+
+class MapAssignmentInline(admin.TabularInline):
+    model = MapAssignment
+    fields = ("category", "expert")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+class NewMapVersionForm(forms.ModelForm):
+    class Meta:
+        model = MapVersion
+        fields = ("note",)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        snap = current_map()
+        experts = [(e.name, e.name) for e in Expert.objects.filter(enabled=True)]
+        self.base_version = current_version_number()
+        for category in active_categories():
+            self.fields[f"assign_{category.name}"] = forms.ChoiceField(
+                label=category.name, choices=experts, initial=snap.assignments.get(category.name) if snap else None)
+
+
+@admin.register(MapVersion)
+class MapVersionAdmin(admin.ModelAdmin):
+    list_display = ("number", "created_at", "author", "note", "rolled_back_from")
+    inlines = [MapAssignmentInline]
+    actions = ["roll_back_to_selected"]
+
+    def get_form(self, request, obj=None, **kwargs):
+        if obj is None:
+            return NewMapVersionForm
+        return super().get_form(request, obj, **kwargs)
+
+    def get_fieldsets(self, request, obj=None):
+        if obj is None:
+            form = NewMapVersionForm()
+            return [(None, {"fields": ["note", *[f for f in form.fields if f.startswith("assign_")]]})]
+        return super().get_fieldsets(request, obj)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("number", "created_at", "author", "note", "rolled_back_from") if obj else ()
+
+    def get_inlines(self, request, obj):
+        return self.inlines if obj else []
+
+    def save_model(self, request, obj, form, change):
+        assignments = {k[7:]: v for k, v in form.cleaned_data.items() if k.startswith("assign_")}
+        version = services.publish_map(form.base_version, assignments, form.cleaned_data.get("note", ""),
+                                       request.user)
+        obj.pk, obj.number = version.pk, version.number
+
+    def save_related(self, request, form, formsets, change):
+        """Assignments were written by the service."""
+
+    def has_change_permission(self, request, obj=None):
+        return obj is None and super().has_change_permission(request, obj)
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    @admin.action(description="Roll back to the selected version (creates a new version)")
+    def roll_back_to_selected(self, request, queryset):
+        if queryset.count() != 1:
+            self.message_user(request, "Select exactly one version to roll back to.", messages.ERROR)
+            return
+        old = queryset.get()
+        try:
+            new = services.rollback_map(old.number, request.user)
+        except (services.MapError, services.StaleMapVersion) as exc:
+            self.message_user(request, str(exc), messages.ERROR)
+        else:
+            self.message_user(request, f"v{new.number} restores v{old.number}.")
+
+
+@admin.register(AuditEntry)
+class AuditEntryAdmin(admin.ModelAdmin):
+    list_display = ("at", "actor", "action", "object_type", "object_name")
+    list_filter = ("object_type", "action")
+    readonly_fields = ("at", "actor", "action", "object_type", "object_name", "changes")
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False

@@ -1,0 +1,83 @@
+"""JSON API for the map: read, publish (409 on a stale base), roll back, preview impact, retrain."""
+from access.api import ApiError, api_view, json_body
+
+from . import selectors, services
+from .permissions import can_edit_map
+from .tasks import enqueue_retraining, retraining_status
+
+
+def _require_editor(request):
+    if not can_edit_map(request.user):
+        raise ApiError(403, "You need the 'edit map' permission (or staff) to change the map.")
+
+
+def _map_payload():
+    snap = selectors.current_map()
+    version = selectors.versions()[0]
+    return {"version": snap.version, "assignments": dict(sorted(snap.assignments.items())),
+            "author": version.author.username if version.author else None, "note": version.note,
+            "created_at": version.created_at.isoformat(), "rolled_back_from": version.rolled_back_from}
+
+
+def _int_field(data, name):
+    value = data.get(name)
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ApiError(400, f"'{name}' must be an integer version number.")
+    return value
+
+
+@api_view(["GET", "POST"])
+def map_view(request):
+    if request.method == "GET":
+        return _map_payload()
+    _require_editor(request)
+    data = json_body(request)
+    base = _int_field(data, "base_version")
+    assignments = data.get("assignments")
+    if not isinstance(assignments, dict) or not all(isinstance(v, str) for v in assignments.values()):
+        raise ApiError(400, "'assignments' must be an object mapping category names to expert names.")
+    note = data.get("note", "")
+    if not isinstance(note, str):
+        raise ApiError(400, "'note' must be a string.")
+    try:
+        services.publish_map(base, assignments, note, request.user)
+    except services.StaleMapVersion as exc:
+        raise ApiError(409, str(exc), current_version=exc.current)
+    except services.MapError as exc:
+        raise ApiError(400, str(exc))
+    return _map_payload()
+
+
+@api_view(["POST"])
+def rollback_view(request):
+    _require_editor(request)
+    data = json_body(request)
+    try:
+        services.rollback_map(_int_field(data, "version"), request.user, data.get("note") or "")
+    except services.MapError as exc:
+        raise ApiError(400, str(exc))
+    return _map_payload()
+
+
+@api_view(["POST"])
+def preview_view(request):
+    data = json_body(request)
+    draft = data.get("assignments")
+    if not isinstance(draft, dict):
+        raise ApiError(400, "'assignments' must be an object mapping category names to expert names.")
+    n = data.get("n", 1000)
+    if not isinstance(n, int) or not 1 <= n <= 100_000:
+        raise ApiError(400, "'n' must be an integer between 1 and 100000.")
+    return selectors.impact_preview(draft, n)
+
+
+@api_view(["POST"])
+def retrain_view(request):
+    _require_editor(request)
+    data = json_body(request) if request.body else {}
+    return {"task_id": enqueue_retraining(request.user, override=bool(data.get("override", False)))}
+
+
+@api_view(["GET"])
+def retrain_status_view(request, task_id):
+    return retraining_status(task_id)

@@ -1,0 +1,19 @@
+from django.urls import path
+
+from . import api, views
+
+urlpatterns = [
+    path("map/", views.editor, name="map-editor"),
+    path("map/history/", views.history, name="map-history"),
+    path("map/rollback/", views.rollback, name="map-rollback"),
+    path("map/audit/", views.audit_log, name="map-audit"),
+    path("map/categories/add/", views.category_add, name="category-add"),
+    path("map/categories/<slug:name>/update/", views.category_update, name="category-update"),
+    path("map/categories/<slug:name>/retire/", views.category_retire, name="category-retire"),
+    path("map/experts/save/", views.expert_save, name="expert-save"),
+    path("api/map", api.map_view, name="api-map"),
+    path("api/map/rollback", api.rollback_view, name="api-map-rollback"),
+    path("api/map/preview", api.preview_view, name="api-map-preview"),
+    path("api/router/retrain", api.retrain_view, name="api-router-retrain"),
+    path("api/router/retrain/<str:task_id>", api.retrain_status_view, name="api-router-retrain-status"),
+]

@@ -1,0 +1,143 @@
+"""Pages for the map: the editor (grid, categories, experts, retraining), history with diffs and rollback, audit."""
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_POST
+
+from routing import category_services
+from routing.selectors import active_categories, active_router_row
+
+from . import selectors, services
+from .models import AuditEntry
+from .permissions import can_edit_map
+
+
+def _editor_only(request):
+    if not can_edit_map(request.user):
+        raise PermissionDenied("You need the 'edit map' permission (or staff) to change the map.")
+
+
+def _int(value, default=None):
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return default
+
+
+@login_required
+def editor(request):
+    snapshot = selectors.current_map()
+    draft, error, status = dict(snapshot.assignments), None, 200
+    if request.method == "POST":
+        _editor_only(request)
+        categories = [c.name for c in active_categories()]
+        draft = {c: request.POST[f"assign-{c}"] for c in categories if request.POST.get(f"assign-{c}")}
+        try:
+            version = services.publish_map(_int(request.POST.get("base_version")), draft,
+                                           request.POST.get("note", ""), request.user)
+        except (services.MapError, services.StaleMapVersion) as exc:
+            error, status = str(exc), 409 if isinstance(exc, services.StaleMapVersion) else 400
+        else:
+            messages.success(request, f"Saved map version v{version.number}.")
+            return redirect("map-editor")
+    return render(request, "experts/editor.html", {
+        "map": snapshot, "draft": draft, "error": error, "categories": active_categories(),
+        "experts": selectors.experts(), "can_edit": can_edit_map(request.user), "router": active_router_row(),
+        "base_version": _int(request.POST.get("base_version"), snapshot.version) if error else snapshot.version,
+    }, status=status)
+
+
+def _catalogue_action(request, action):
+    _editor_only(request)
+    try:
+        message = action(request.POST)
+    except services.StaleMapVersion as exc:
+        messages.error(request, str(exc))
+    except services.MapError as exc:
+        messages.error(request, f"Not saved: {exc}")
+    else:
+        messages.success(request, message)
+    return redirect("map-editor")
+
+
+def _lines(text):
+    return [line for line in (text or "").splitlines() if line.strip()]
+
+
+@login_required
+@require_POST
+def category_add(request):
+    def act(post):
+        category_services.add_category(post.get("name", "").strip(), post.get("expert", ""),
+                                       _int(post.get("base_version")), post.get("description", ""),
+                                       _lines(post.get("seed_prompts")), request.user)
+        return f"Added category {post.get('name')}. Retrain the router so it can predict it."
+    return _catalogue_action(request, act)
+
+
+@login_required
+@require_POST
+def category_update(request, name):
+    def act(post):
+        category = category_services.update_category(
+            name, request.user, new_name=post.get("new_name", "").strip() or None,
+            description=post.get("description"), seed_prompts=_lines(post.get("seed_prompts")))
+        return f"Saved category {category.name}. Retrain the router to use the change."
+    return _catalogue_action(request, act)
+
+
+@login_required
+@require_POST
+def category_retire(request, name):
+    def act(post):
+        category_services.retire_category(name, _int(post.get("base_version")), request.user)
+        return f"Retired category {name}; a new map version without it was published."
+    return _catalogue_action(request, act)
+
+
+@login_required
+@require_POST
+def expert_save(request):
+    def act(post):
+        data = {"model_id": post.get("model_id", "").strip(), "parameters": _int(post.get("parameters")),
+                "active_parameters": _int(post.get("active_parameters")),
+                "bytes_per_parameter": float(post.get("bytes_per_parameter") or 2),
+                "context_length": _int(post.get("context_length"), 8192), "enabled": post.get("enabled") == "on",
+                "description": post.get("description", "")}
+        if data["parameters"] is None:
+            raise services.MapError("parameters must be a positive integer.")
+        expert = services.save_expert(post.get("name", "").strip(), data, request.user)
+        return f"Saved expert {expert.name}."
+    return _catalogue_action(request, act)
+
+
+@login_required
+def history(request):
+    versions = selectors.versions()
+    newest = versions[0].number
+    a = _int(request.GET.get("a"), max(newest - 1, 1))
+    b = _int(request.GET.get("b"), newest)
+    known = {v.number for v in versions}
+    diff = selectors.diff_versions(a, b) if a in known and b in known else None
+    return render(request, "experts/history.html", {
+        "versions": versions, "a": a, "b": b, "diff": diff, "can_edit": can_edit_map(request.user)})
+
+
+@login_required
+@require_POST
+def rollback(request):
+    _editor_only(request)
+    version = _int(request.POST.get("version"))
+    try:
+        new = services.rollback_map(version, request.user, base_version=_int(request.POST.get("base_version")))
+    except (services.MapError, services.StaleMapVersion) as exc:
+        messages.error(request, str(exc))
+    else:
+        messages.success(request, f"Rolled back: v{new.number} restores v{version}.")
+    return redirect("map-history")
+
+
+@login_required
+def audit_log(request):
+    return render(request, "experts/audit.html", {"entries": AuditEntry.objects.select_related("actor")[:300]})
