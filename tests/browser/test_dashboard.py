@@ -1,0 +1,109 @@
+"""In Chromium against a real Daphne (websockets): upload a file, watch the batch reach 100 % and the live
+dashboard fill in; an anonymous websocket is refused.
+
+Daphne runs in a subprocess on the test database, in embedded Celery mode (chunks routed by a background thread
+inside Daphne, in-process channel layer), so the page sees the same events a Celery worker's commits produce.
+Needs PostgreSQL (a subprocess cannot share SQLite's in-memory test database): runs in the distributed pass.
+"""
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings as django_settings
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = [
+    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
+                       reason="Daphne in a subprocess needs the PostgreSQL test database (distributed pass)"),
+]
+PROMPTS = [f"Solve for x: {n}x + {n + 3} = {2 * n + 10}." if n % 2 else f"Write a Python function that returns {n} squared."
+           for n in range(1, 61)]
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def daphne(active_router, tmp_path):
+    db = django_settings.DATABASES["default"]
+    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
+    env = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
+    env.update(DATABASE_URL=url, COE_BATCH_CHUNK_SIZE="10")
+    port = free_port()
+    log = open(tmp_path / "daphne.log", "w")
+    proc = subprocess.Popen([sys.executable, "-m", "daphne", "-b", "127.0.0.1", "-p", str(port),
+                             "coe_site.asgi:application"], cwd=ROOT, env=env, stdout=log, stderr=log)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            break
+        except OSError:
+            assert proc.poll() is None, (tmp_path / "daphne.log").read_text()
+            time.sleep(0.2)
+    yield f"http://127.0.0.1:{port}"
+    proc.terminate()
+    proc.wait(10)
+    log.close()
+
+
+def expert_total(page):
+    return page.evaluate("Chart.getChart('chart-experts').data.datasets[0].data.reduce((a, b) => a + b, 0)")
+
+
+def test_upload_progress_and_live_dashboard(browser, daphne, user, tmp_path):
+    context = browser.new_context()
+    dash = context.new_page()
+    dash.set_default_timeout(60000)
+    dash.goto(f"{daphne}/accounts/login/")
+    dash.fill("#id_username", "operator")
+    dash.fill("#id_password", "operator-pass-123")
+    dash.click("button[type=submit]")
+    dash.wait_for_url(f"{daphne}/")
+    dash.goto(f"{daphne}/dashboard/")
+    dash.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    dash.wait_for_function("document.getElementById('map-version').textContent === 'v1'")
+    before = expert_total(dash)
+
+    upload = context.new_page()
+    upload.set_default_timeout(90000)
+    upload.goto(f"{daphne}/batches/")
+    assert "whole upload is rejected" in upload.inner_text("#upload-policy")
+    path = tmp_path / "prompts.txt"
+    path.write_text("\n".join(PROMPTS) + "\n")
+    upload.set_input_files("#upload-file", str(path))
+    upload.click("#upload-form button[type=submit]")
+    upload.wait_for_url("**/batches/*/")
+    assert upload.inner_text("#batch-total") == "60"
+    upload.wait_for_function("document.getElementById('batch-percent').textContent === '100'")
+    assert upload.inner_text("#batch-status") == "done"
+    assert upload.evaluate("document.getElementById('batch-progress').value") == 60
+
+    dash.wait_for_function(f"Chart.getChart('chart-experts').data.datasets[0].data.reduce((a, b) => a + b, 0) >= {before + 60}")
+    feed = dash.inner_text("#feed tbody")
+    assert any(p in feed for p in PROMPTS[-5:])  # newest first: the last chunk's prompts are on top
+    assert dash.locator("#feed tbody tr").count() == 50  # bounded
+    assert int(dash.inner_text("#seen")) >= 60  # arrived live, not from a reload
+    context.close()
+
+
+def test_anonymous_websocket_is_refused(browser, daphne):
+    context = browser.new_context()
+    page = context.new_page()
+    page.goto(f"{daphne}/accounts/login/")
+    outcome = page.evaluate("""() => new Promise((resolve) => {
+        const ws = new WebSocket(`ws://${location.host}/ws/events/?groups=dashboard`);
+        ws.onopen = () => resolve("open");
+        ws.onclose = (e) => resolve(`closed ${e.code}`);
+        setTimeout(() => resolve("timeout"), 15000);
+    })""")
+    assert outcome.startswith("closed"), outcome
+    context.close()
