@@ -18,7 +18,7 @@ import _live  # noqa: E402
 
 
 def upload(client, rows):
-    body = "\n".join(json.dumps({"prompt": p, "id": str(i), "category": c}) for i, (p, c) in enumerate(rows))
+    body = "\n".join(json.dumps({"prompt": p}) for p, _ in rows)
     from django.core.files.uploadedfile import SimpleUploadedFile
 
     r = client.post("/api/batches", {"file": SimpleUploadedFile("bench.jsonl", body.encode())})
@@ -34,6 +34,7 @@ def wait_done(batch_id, worker, every=None):
         batch = Batch.objects.get(pk=batch_id)
         if every is not None and batch.done >= next_sample:
             samples.append((batch.done, _live.rss_mb(worker.pid)))
+            print(f"  done={batch.done} worker_rss_mb={samples[-1][1]:.1f}", flush=True)
             next_sample = batch.done + every
         if batch.status in ("done", "failed"):
             return batch, samples

@@ -117,8 +117,8 @@ def chart_data(d: Design):
     experts, their random-mix hull and (per-prompt tables) the per-prompt oracle's front."""
     p = d.problem
     front = d.front()
-    singles = [float(np.nansum(p.freq * p.quality[:, e])) if not np.isnan(p.quality[:, e]).any() else None
-               for e in range(len(p.experts))]
+    # a single expert's point exists only where it was measured in every category
+    singles = [None if np.isnan(col).any() else float(p.freq @ col) for col in p.quality.T]
     measured = [i for i, s in enumerate(singles) if s is not None]
     hull = upper_hull(p.cost[measured], np.array([singles[i] for i in measured])) if measured else ([], [])
     oracle = None

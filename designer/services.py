@@ -8,8 +8,8 @@ from experts.selectors import current_map
 from experts.services import publish_map
 from routing.selectors import active_router
 
-from .engine import TableError, check_models, parse_category_scores, parse_models, parse_prompt_scores
-from .engine import parse_questions
+from .engine import (TableError, check_models, parse_category_scores, parse_models, parse_prompt_scores,
+                     parse_questions)
 from .models import CategoryScore, PromptScore, QualityTable, TableModel, TablePrompt
 from .selectors import DesignError, design
 

@@ -59,16 +59,22 @@ def api_route(request):
 
 def _items_from_request(request):
     """Upload → [Item]: a file (multipart ``file``), pasted text (``text``) or a JSON body {"prompts": [...]}."""
+    limit = settings.COE_BATCH_MAX_BYTES
     if request.content_type == "application/json":
+        if int(request.META.get("CONTENT_LENGTH") or 0) > limit:
+            raise BatchRejected([{"line": 0, "message": f"the request is {request.META['CONTENT_LENGTH']} bytes; "
+                                                        f"the limit is {limit} bytes (COE_BATCH_MAX_BYTES)"}])
         data = json_body(request)
         return parse_prompt_list(data.get("prompts")), str(data.get("name") or "JSON list")
     upload = request.FILES.get("file")
     if upload is not None:
-        if upload.size > settings.COE_BATCH_MAX_BYTES:  # don't read an oversized file into memory
+        if upload.size > limit:  # don't read an oversized file into memory
             raise BatchRejected([{"line": 0, "message": f"the file is {upload.size} bytes; the limit is "
-                                                        f"{settings.COE_BATCH_MAX_BYTES} bytes (COE_BATCH_MAX_BYTES)"}])
+                                                        f"{limit} bytes (COE_BATCH_MAX_BYTES)"}])
         return parse_upload(upload.read(), upload.name), upload.name
     text = request.POST.get("text", "")
+    if not text.strip():
+        raise BatchRejected([{"line": 0, "message": "nothing to upload: choose a file or paste prompts"}])
     return parse_upload(text.encode("utf-8"), "pasted.txt"), "pasted text"
 
 

@@ -46,7 +46,8 @@ def test_questions_file_supplies_prompt_text(active_router):
 
 @pytest.mark.django_db
 def test_per_category_table():
-    scores = b'{"category": "coding", "model": "small", "score": -2}\n{"category": "coding", "model": "qwen2-72b-instruct", "score": 6}\n'
+    scores = (b'{"category": "coding", "model": "small", "score": -2}\n'
+              b'{"category": "coding", "model": "qwen2-72b-instruct", "score": 6}\n')
     qt = import_table(name="wb", kind="category", scores=("c.jsonl", scores), models=("m.csv", MODELS))
     assert qt.router_version is None
     assert sorted(CategoryScore.objects.filter(table=qt).values_list("score", flat=True)) == [-2.0, 6.0]

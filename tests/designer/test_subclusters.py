@@ -14,7 +14,8 @@ def blobs(seed=0, n=40):
     centres = np.eye(4) * 5
     blob = np.repeat(np.arange(4), n)
     emb = centres[blob] + rng.normal(0, 0.3, (len(blob), 4))
-    scores = np.stack([np.where(blob < 2, 8.0, 3.0), np.full(len(blob), 8.0)], axis=1) + rng.normal(0, 0.5, (len(blob), 2))
+    scores = np.stack([np.where(blob < 2, 8.0, 3.0), np.full(len(blob), 8.0)], axis=1)
+    scores += rng.normal(0, 0.5, scores.shape)
     router = rng.choice(["a", "b", "c"], len(blob))
     return emb, scores, router
 

@@ -126,6 +126,9 @@ def test_partly_valid_json_list_is_rejected_with_every_bad_item(inline, client_i
     assert [(e["line"], e["message"]) for e in r.json()["error"]["errors"]] == [
         (2, "item 2: 'prompt' must be a string, got int"), (4, "item 4: 'prompt' is empty")]
     assert not BatchChunk.objects.exists()
+    inline.COE_BATCH_MAX_BYTES = 100
+    r = client_in.post("/api/batches", {"prompts": ["x" * 200]}, content_type="application/json")
+    assert r.status_code == 400 and "the limit is 100 bytes" in r.json()["error"]["errors"][0]["message"]
 
 
 def test_upload_page_pastes_prompts_and_explains_the_policy(inline, client_in, active_router,
@@ -140,6 +143,9 @@ def test_upload_page_pastes_prompts_and_explains_the_policy(inline, client_in, a
     assert list(batch.decisions.order_by("line").values_list("line", flat=True)) == [1, 3]
     r = client_in.post("/batches/", {"file": SimpleUploadedFile("x.jsonl", b'{"prompt": 1}\n')})
     assert r.status_code == 400 and "line 1: &#x27;prompt&#x27; must be a string" in r.content.decode()
+    r = client_in.post("/batches/", {"text": "  "})
+    assert r.status_code == 400 and "nothing to upload" in r.content.decode()
+    assert Batch.objects.count() == 1
 
 
 def test_api_needs_authentication_and_valid_format(client, inline, user, active_router):
