@@ -1,5 +1,6 @@
 """The live dashboard: the coalescer's rate limit, the snapshot used to catch up, websocket summaries after a
 commit, the page, and staff-only demo traffic."""
+import asyncio
 import threading
 import time
 
@@ -109,9 +110,9 @@ def test_demo_generator_keeps_its_rate(db, active_router):
     from routing.services import demo_prompts, run_demo_traffic
 
     started = time.monotonic()
-    sent = run_demo_traffic(10, demo_prompts(), threading.Event(), duration=1.5)
-    assert time.monotonic() - started < 5
-    assert 8 <= sent <= 16  # never ahead of the rate (15 due + the one due at t=0); behind only on a busy machine
+    sent = run_demo_traffic(2, demo_prompts(), threading.Event(), duration=1.6)  # due at 0, 0.5, 1.0, 1.5 s
+    assert time.monotonic() - started < 6
+    assert 2 <= sent <= 4  # never ahead of the rate; behind only on a very busy machine
     assert RoutingDecision.objects.filter(source="demo").count() == sent
 
 
@@ -129,9 +130,30 @@ def test_demo_traffic_command_replays_a_batch(db, active_router):
     assert prompts == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] * (len(prompts) // 2) + prompts[:len(prompts) % 2]
 
 
-@pytest.mark.asyncio
+def in_own_loop(coroutine_function):
+    """Run an async check on a fresh event loop in its own thread: immune to a loop left running in the main
+    thread (Playwright's sync API keeps one for the session-scoped browser)."""
+    outcome = {}
+
+    def run():
+        try:
+            asyncio.run(coroutine_function())
+        except BaseException as exc:  # re-raised in the test's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=run)
+    thread.start()
+    thread.join(60)
+    if "error" in outcome:
+        raise outcome["error"]
+
+
 @pytest.mark.django_db(transaction=True, serialized_rollback=True)
-async def test_a_routed_decision_reaches_a_websocket_client_as_a_summary(user, active_router):
+def test_a_routed_decision_reaches_a_websocket_client_as_a_summary(user, active_router):
+    in_own_loop(lambda: _decision_reaches_client(user))
+
+
+async def _decision_reaches_client(user):
     from access.services import create_api_token
     from routing.services import route_prompts
 
