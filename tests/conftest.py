@@ -1,4 +1,9 @@
-"""Shared fixtures: one router trained per session (engine level), installed as the active RouterModel per test."""
+"""Shared fixtures: one router trained per session (engine level), installed as the active RouterModel per test.
+
+Test order and data: transactional tests (live servers, worker processes, threads) flush every table when they end,
+including the taxonomy, experts and map that migrations seed. ``_reseed_after_flush`` puts those back before the next database test. Browser tests
+run last: Playwright's sync API keeps an event loop running in the main thread, which breaks later async tests.
+"""
 import os
 from pathlib import Path
 
@@ -51,3 +56,32 @@ def shared_data(*parts):
             pytest.fail(f"{path} is missing: CI must have ../shared/data beside the checkout")
         pytest.skip(f"{path} not available")
     return path
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_collection_modifyitems(items):
+    for item in items:
+        if "tests/browser/" in str(item.fspath):
+            item.add_marker(pytest.mark.browser)
+    items.sort(key=lambda item: item.get_closest_marker("browser") is not None)  # stable: browser tests last
+
+
+def _reseed():
+    from importlib import import_module
+
+    from django.apps import apps
+
+    from experts.models import MapVersion
+
+    if not MapVersion.objects.exists():
+        import_module("routing.migrations.0002_default_taxonomy").load(apps, None)
+        import_module("experts.migrations.0003_default_experts_and_map").load(apps, None)
+
+
+@pytest.fixture(autouse=True)
+def _reseed_after_flush(request):
+    """Before a database test: if an earlier transactional test flushed the seeded defaults, put them back."""
+    names = set(request.fixturenames)
+    if request.node.get_closest_marker("django_db") or names & {"db", "transactional_db", "live_server"}:
+        request.getfixturevalue("_django_db_helper")  # database access as the test will have it
+        _reseed()

@@ -86,7 +86,7 @@ def test_dashboard_page_shows_the_demo_control_to_staff_only(client, user, djang
     assert 'id="demo-form"' in client.get("/dashboard/").content.decode()
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_router):
     from routing.models import RoutingDecision
 
@@ -148,7 +148,7 @@ def in_own_loop(coroutine_function):
         raise outcome["error"]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_a_routed_decision_reaches_a_websocket_client_as_a_summary(user, active_router):
     in_own_loop(lambda: _decision_reaches_client(user))
 

@@ -98,11 +98,14 @@ class HybridClassifier(LogisticClassifier):
         self.idf = None
 
     def _vectorizers(self):
-        from sklearn.feature_extraction.text import HashingVectorizer
+        """Stateless hashing vectorizers, built once per classifier (construction is not free per call)."""
+        if getattr(self, "_hashers", None) is None:
+            from sklearn.feature_extraction.text import HashingVectorizer
 
-        common = dict(n_features=self.n_features, alternate_sign=False, norm=None, lowercase=True)
-        return (HashingVectorizer(analyzer="word", ngram_range=(1, 2), **common),
-                HashingVectorizer(analyzer="char_wb", ngram_range=(3, 4), **common))
+            common = dict(n_features=self.n_features, alternate_sign=False, norm=None, lowercase=True)
+            self._hashers = (HashingVectorizer(analyzer="word", ngram_range=(1, 2), **common),
+                             HashingVectorizer(analyzer="char_wb", ngram_range=(3, 4), **common))
+        return self._hashers
 
     def _lexical(self, texts):
         from scipy import sparse

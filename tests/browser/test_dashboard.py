@@ -17,7 +17,7 @@ from django.conf import settings as django_settings
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
     pytest.mark.skipif(not os.environ.get("DATABASE_URL", "").startswith("postgres"),
                        reason="Daphne in a subprocess needs the PostgreSQL test database (distributed pass)"),
 ]

@@ -2,7 +2,7 @@
 apply the map and find the new version on the home page."""
 import pytest
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 SCORES = "category,model,score\n" + "".join(
     f"{c},qwen2-7b-instruct,{s}\n{c},qwen2-72b-instruct,{b}\n"

@@ -1,7 +1,7 @@
 """The first page in a real browser: login, route one prompt, see the decision."""
 import pytest
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_login_required(page, live_server):

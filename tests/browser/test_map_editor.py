@@ -1,7 +1,7 @@
 """The map editor in a real browser: preview the impact, save a version, diff it, roll back."""
 import pytest
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture

@@ -64,7 +64,7 @@ def test_expert_create_update_and_disable_rules(user):
     assert sorted(actions) == ["create", "update"]
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_two_concurrent_editors_one_wins_one_is_told():
     """Both editors loaded v1 and save at the same moment: exactly one new version, the other gets a clear refusal."""
     base = dict(current_map().assignments)

@@ -19,7 +19,7 @@ pytestmark = [
     pytest.mark.services,
     pytest.mark.skipif(not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL"),
                        reason="needs REDIS_URL and DATABASE_URL (PostgreSQL): runs in the distributed pass"),
-    pytest.mark.django_db(transaction=True, serialized_rollback=True),
+    pytest.mark.django_db(transaction=True),
 ]
 MATH = [f"Solve for x: {i}x + {i + 3} = {5 * i + 3}." for i in range(1, 121)]
 

@@ -3,7 +3,7 @@ import pytest
 
 from .worker import celery_worker, skip_unless_distributed, wait_for
 
-pytestmark = pytest.mark.django_db(transaction=True, serialized_rollback=True)
+pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_a_sweep_runs_on_a_real_worker_and_the_chord_closes_it():

@@ -62,7 +62,7 @@ def test_routing_failure_fails_the_batch_and_names_the_lines(db, settings, activ
     assert batch.errors[0]["message"].startswith("routing failed: No active router")
 
 
-@pytest.mark.django_db(transaction=True, serialized_rollback=True)
+@pytest.mark.django_db(transaction=True)
 def test_embedded_upload_returns_at_once_and_routes_in_a_background_thread(client, user, active_router, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.COE_BATCH_EAGER_IN_THREAD = True
