@@ -8,6 +8,7 @@ Our router is trained on the shipped seed data only (MT-Bench and Vicuna bench a
 A fallback to ``general`` counts as a miss on MT-Bench (which has no such category).
 """
 import argparse
+import gc
 import json
 import os
 import statistics
@@ -57,6 +58,7 @@ def timings(fn, prompts, repeat=1):
 
 
 def single_latency(fn, prompts, n=200):
+    gc.collect()  # start from a clean heap: training leaves garbage whose collection would land in the samples
     for p in prompts[:20]:
         fn(p)
     samples = []

@@ -73,3 +73,26 @@ async def test_unknown_group_is_refused(user):
     comm, connected, code = await connect("/ws/events/?groups=secrets",
                                           headers=[(b"authorization", f"Bearer {token}".encode())])
     assert not connected and code == 4400
+
+
+async def test_publishing_a_map_version_notifies_map_and_dashboard_groups(user):
+    from access.services import create_api_token
+    from experts.selectors import current_map
+    from experts.services import publish_map
+
+    token = await sync_to_async(create_api_token)(user.username)
+    comm, connected, _ = await connect("/ws/events/?groups=map,dashboard",
+                                       headers=[(b"authorization", f"Bearer {token}".encode())])
+    assert connected
+    await comm.receive_json_from(timeout=5)  # hello
+
+    def publish():
+        snap = current_map()
+        return publish_map(snap.version, {**snap.assignments, "math": "gemma-2-9b-it"}, "live", user).number
+
+    number = await sync_to_async(publish)()
+    events = [await comm.receive_json_from(timeout=5) for _ in range(2)]
+    assert [e["event"] for e in events] == ["map.changed", "map.changed"]  # once per joined group
+    assert all(e["data"]["version"] == number and e["data"]["assignments"]["math"] == "gemma-2-9b-it"
+               and e["data"]["author"] == "operator" for e in events)
+    await comm.disconnect()

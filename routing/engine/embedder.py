@@ -27,6 +27,11 @@ class Embedder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
+        # torch's OpenMP threads own the cores; OpenBLAS threads spinning beside them (numpy/sklearn's small
+        # matrix products in the classifiers) tripled single-prompt latency on 2 cores. Keep BLAS single-threaded.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
 
         self.model_path = model_path or default_model_path()
         self._torch = torch
