@@ -6,10 +6,12 @@ Tasks only call these functions with primary keys; a run is claimed with a condi
 """
 import logging
 import time
+from datetime import timedelta
 from functools import lru_cache
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Q
 from django.utils import timezone
 
 from coe_site.realtime import publish
@@ -94,8 +96,14 @@ def _enqueue_sweep(sweep_id, run_ids, queue=None):
 
 # -- running ----------------------------------------------------------------------------------------------
 def claim_run(run_id):
-    """queued → running, atomically; False when another delivery (or nobody: bad id) already has it."""
-    return bool(SimulationRun.objects.filter(pk=run_id, status="queued")
+    """queued → running, atomically; False when another delivery (or nobody: bad id) already has it.
+
+    A run left "running" for longer than ``HWSIM_RUN_STALE_S`` lost its worker (a run takes seconds; acks_late
+    redelivers the message) and is claimed again; the result is deterministic, so a late duplicate writes the same.
+    """
+    stale = timezone.now() - timedelta(seconds=getattr(settings, "HWSIM_RUN_STALE_S", 600))
+    return bool(SimulationRun.objects.filter(Q(status="queued") | Q(status="running", started_at__lt=stale),
+                                             pk=run_id)
                 .update(status="running", started_at=timezone.now(), error=""))
 
 

@@ -41,6 +41,20 @@ def test_only_one_of_two_claims_wins():
     assert services.claim_run(987654) is False
 
 
+def test_a_run_whose_worker_died_is_claimed_again_by_the_redelivery(eager, settings):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    settings.HWSIM_RUN_STALE_S = 60
+    run = SimulationRun.objects.create(parameters={}, progress_total=1, status="running",
+                                       started_at=timezone.now() - timedelta(seconds=30))
+    assert services.claim_run(run.pk) is False  # still fresh: its worker may be busy with it
+    SimulationRun.objects.filter(pk=run.pk).update(started_at=timezone.now() - timedelta(seconds=61))
+    assert services.claim_run(run.pk) is True
+    assert services.claim_run(run.pk) is False  # and only one redelivery gets it
+
+
 def test_bad_data_fails_the_run_with_a_reason(eager, make_decisions, django_capture_on_commit_callbacks):
     from routing.models import RoutingDecision
 
