@@ -13,7 +13,7 @@ from experts.services import publish_map
 from routing.engine.inputs import Item
 from routing.models import Batch, BatchChunk, RoutingDecision
 
-from ..routing.test_tasks_worker_kill import start_worker, wait_for
+from ..workers import start_worker, wait_for
 
 pytestmark = [
     pytest.mark.services,

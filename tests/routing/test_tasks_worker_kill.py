@@ -5,45 +5,22 @@ skipped in embedded mode, runs in CI's distributed pass.
 """
 import os
 import signal
-import subprocess
-import sys
-import time
 import uuid
-from pathlib import Path
 
 import pytest
-from django.conf import settings as django_settings
 from django.db import connection
 
 from routing.engine.inputs import Item
 from routing.models import Batch, BatchChunk, RoutingDecision
 
-ROOT = Path(__file__).resolve().parents[2]
+from ..workers import start_worker, wait_for
+
 pytestmark = [
     pytest.mark.services,
     pytest.mark.skipif(not os.environ.get("REDIS_URL") or not os.environ.get("DATABASE_URL"),
                        reason="needs REDIS_URL and DATABASE_URL (PostgreSQL): runs in the distributed pass"),
     pytest.mark.django_db(transaction=True),
 ]
-
-
-def start_worker(queue, name):
-    db = django_settings.DATABASES["default"]
-    url = f"postgres://{db['USER']}:{db['PASSWORD']}@{db['HOST']}:{db['PORT'] or 5432}/{db['NAME']}"
-    env = {**os.environ, "DATABASE_URL": url, "COE_BATCH_QUEUE": queue, "COE_CHUNK_STALE_S": "4"}
-    return subprocess.Popen(
-        [sys.executable, "-m", "celery", "-A", "coe_site", "worker", "--pool=solo", "--concurrency=1", "-Q", queue,
-         "-n", f"{name}@%h", "--without-heartbeat", "--without-gossip", "--without-mingle", "--loglevel=WARNING"],
-        cwd=ROOT, env=env, start_new_session=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-
-
-def wait_for(predicate, timeout, what):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return
-        time.sleep(0.2)
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")
 
 
 def test_killed_worker_loses_nothing_and_duplicates_nothing(active_router, settings):
