@@ -36,17 +36,20 @@ def sniff_format(text, filename=""):
     return "jsonl" if first.startswith("{") else "text"
 
 
+def _jsonl_object(number, line):
+    try:
+        obj = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise InputFormatError(number, f"not valid JSON ({exc.msg}, column {exc.colno})")
+    if not isinstance(obj, dict):
+        raise InputFormatError(number, "each line must be a JSON object")
+    return obj
+
+
 def _jsonl_objects(text):
     for number, line in enumerate(text.splitlines(), start=1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise InputFormatError(number, f"not valid JSON ({exc.msg}, column {exc.colno})")
-        if not isinstance(obj, dict):
-            raise InputFormatError(number, "each line must be a JSON object")
-        yield number, obj
+        if line.strip():
+            yield number, _jsonl_object(number, line)
 
 
 def _string_field(obj, field, number):
@@ -177,12 +180,9 @@ def read_items(text, fmt="text", max_bytes=None, max_items=None, max_errors=50):
                 if not line.strip():
                     continue
                 try:
-                    obj = json.loads(line)
-                except json.JSONDecodeError as exc:
-                    yield number, InputFormatError(number, f"not valid JSON ({exc.msg}, column {exc.colno})")
-                    continue
-                yield number, obj if isinstance(obj, dict) else InputFormatError(
-                    number, "each line must be a JSON object")
+                    yield number, _jsonl_object(number, line)
+                except InputFormatError as exc:  # collected: every bad line is reported
+                    yield number, exc
         elif fmt == "csv":
             yield from _csv_rows(text)
         else:

@@ -7,13 +7,10 @@ window.hwsimLive = function (opts) {
     if (opts.finished && opts.finished()) return;
     Promise.resolve(opts.poll()).catch(() => {}).finally(() => { timer = setTimeout(tick, wsUp ? slow : fast); });
   }
-  try {
-    const proto = location.protocol === "https:" ? "wss" : "ws";
-    const ws = new WebSocket(`${proto}://${location.host}/ws/events/?groups=hwsim`);
-    ws.onopen = () => { wsUp = true; };
-    ws.onmessage = (m) => { try { opts.onEvent(JSON.parse(m.data)); } catch (e) { /* ignore malformed */ } };
-    ws.onclose = ws.onerror = () => { wsUp = false; };
-  } catch (e) { wsUp = false; }
+  window.coeSocket("hwsim", {  // the shared reconnecting socket (dashboard_socket.js)
+    event: (name, data) => opts.onEvent({event: name, data: data}),
+    state: (s) => { wsUp = s === "live"; },
+  });
   tick();
   return { stop() { clearTimeout(timer); } };
 };
