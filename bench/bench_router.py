@@ -70,12 +70,14 @@ def single_latency(fn, prompts, n=200):
     return statistics.median(samples), samples[int(0.95 * len(samples)) - 1]
 
 
-def ours(classifier):
+def ours(classifier, runtime):
     prompts, labels = map(list, zip(*seed_examples()))
+    get_embedder(None, runtime)  # exported/loaded before the clock starts
     start = time.perf_counter()
-    router = train(prompts, labels, classifier=classifier)
+    router = train(prompts, labels, classifier=classifier, runtime=runtime)
     train_s = time.perf_counter() - start
-    out = {"system": f"ours ({router.meta['classifier']} {router.meta['params']})", "train_s": round(train_s, 1),
+    out = {"system": f"ours ({router.meta['classifier']} {router.meta['params']}, embedder {runtime})",
+           "train_s": round(train_s, 1),
            "cv_accuracy": round(router.meta["validation"]["accuracy"], 3)}
     mt_p, mt_y = load_questions("mt_bench")
     report = evaluate(router.route(mt_p), mt_y, router.categories)
@@ -92,7 +94,9 @@ def ours(classifier):
 
 
 def plain_sentence_transformers():
-    model = get_embedder().model
+    from sentence_transformers import SentenceTransformer
+
+    model = SentenceTransformer(default_model_path(), device="cpu")
     short = short_prompts()
     return {"system": "plain sentence-transformers encode (batch 32, no classifier)",
             "batch_prompts_per_s": round(timings(lambda ps: model.encode(ps, batch_size=32), short, repeat=2), 1)}
@@ -127,11 +131,14 @@ def semantic_router():
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--classifier", default="auto")
+    parser.add_argument("--runtimes", default="onnx-int8,onnx,torch",
+                        help="embedder runtimes to train and measure ours with, comma-separated")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     import torch
 
-    rows = [ours(args.classifier), plain_sentence_transformers(), semantic_router()]
+    rows = [ours(args.classifier, r) for r in args.runtimes.split(",")]
+    rows += [plain_sentence_transformers(), semantic_router()]
     if args.json:
         print(json.dumps({"torch_threads": torch.get_num_threads(), "results": rows}, indent=2))
         return

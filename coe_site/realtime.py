@@ -105,7 +105,7 @@ class Coalescer:
 
     def _empty(self):
         return {"count": 0, "experts": {}, "categories": {}, "fallbacks": 0, "latencies": [], "decisions": [],
-                "batches": {}}
+                "batches": {}, "calls": [], "breakers": None}
 
     def add_decisions(self, decisions):
         """``decisions``: compact dicts with expert, category, fallback_reason and latency_ms (newest last)."""
@@ -123,6 +123,17 @@ class Coalescer:
             if room > 0:
                 p["latencies"].extend(d["latency_ms"] for d in decisions[-room:])
             p["decisions"] = (list(reversed(decisions[-self.feed:])) + p["decisions"])[: self.feed]
+            self._cond.notify()
+
+    def add_calls(self, calls, breakers=None):
+        """``calls``: compact expert answers {expert, status, ttft_ms, total_ms, fallback_reason, simulated};
+        ``breakers``: this process's breaker snapshot {expert: {state, …}} after them."""
+        self._ensure_thread()
+        with self._cond:
+            p = self._pending = self._pending or self._empty()
+            p["calls"] = (p["calls"] + list(calls))[-self.max_latencies:]
+            if breakers is not None:
+                p["breakers"] = breakers
             self._cond.notify()
 
     def add_batch(self, progress):

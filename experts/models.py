@@ -1,10 +1,16 @@
-"""Experts, immutable map versions (category → expert) and the audit log."""
+"""Experts (with how each is served), immutable map versions (category → expert), the audit log and expert calls."""
 from django.conf import settings
+from django.core.validators import RegexValidator
 from django.db import models
+
+BACKENDS = [("simulated", "Simulated (hwsim cost model, no real text)"), ("openai", "OpenAI-compatible server"),
+            ("transformers", "Local transformers model")]
 
 
 class Expert(models.Model):
-    name = models.SlugField(max_length=80, unique=True, help_text="Short name used in maps and the API.")
+    name = models.CharField(max_length=80, unique=True, validators=[RegexValidator(
+        r"^[A-Za-z0-9][A-Za-z0-9._-]*$", "Letters, digits, dots, hyphens and underscores, e.g. llama-3.1-70b.")],
+        help_text="Short name used in maps, the API and as the model name at /v1.")
     model_id = models.CharField(max_length=200, help_text="Upstream model identifier, e.g. Qwen/Qwen2-7B-Instruct.")
     parameters = models.BigIntegerField(help_text="Total parameter count.")
     active_parameters = models.BigIntegerField(null=True, blank=True,
@@ -14,6 +20,26 @@ class Expert(models.Model):
     context_length = models.PositiveIntegerField(default=8192)
     enabled = models.BooleanField(default=True)
     description = models.TextField(blank=True)
+    # How the expert answers (experts/backends). Secrets are never stored: only the name of the environment
+    # variable that holds the API key on the serving machines.
+    backend = models.CharField(max_length=20, choices=BACKENDS, default="simulated")
+    base_url = models.CharField(max_length=500, blank=True, help_text="openai: e.g. http://vllm:8000/v1")
+    upstream_model = models.CharField(max_length=200, blank=True, help_text="openai: model name at the upstream "
+                                                                            "(blank = model id).")
+    api_key_env = models.CharField(max_length=100, blank=True, validators=[RegexValidator(
+        r"^[A-Za-z_][A-Za-z0-9_]*$", "An environment variable name, e.g. VLLM_API_KEY.")],
+        help_text="openai: name of the environment variable holding the API key (the key itself is never stored).")
+    timeout_s = models.FloatField(default=60.0, help_text="Longest a whole answer may take, per attempt.")
+    connect_timeout_s = models.FloatField(default=5.0)
+    first_token_timeout_s = models.FloatField(default=30.0, help_text="Longest wait for the first token.")
+    max_retries = models.PositiveSmallIntegerField(default=2, help_text="Retries before any token arrived.")
+    model_path = models.CharField(max_length=500, blank=True, help_text="transformers: local model directory.")
+    device = models.CharField(max_length=20, default="cpu", help_text="transformers: cpu, cuda, cuda:1, …")
+    generation = models.JSONField(default=dict, blank=True,
+                                  help_text='Default generation settings, e.g. {"max_new_tokens": 256}.')
+    sim_preset = models.CharField(max_length=40, default="sn40l-16", help_text="simulated: hwsim machine preset.")
+    sim_time_scale = models.FloatField(default=1.0, help_text="simulated: wall-clock seconds per simulated second "
+                                                              "(0 = answer at once).")
 
     class Meta:
         ordering = ["parameters", "name"]
@@ -71,3 +97,39 @@ class AuditEntry(models.Model):
 
     def __str__(self):
         return f"{self.at:%Y-%m-%d %H:%M} {self.actor} {self.action} {self.object_type} {self.object_name}"
+
+
+class ExpertCall(models.Model):
+    """One answer (or failed attempt to answer) by the experts: who was asked, who answered, how fast, why not."""
+
+    STATUSES = [("ok", "Answered by the chosen expert"), ("fallback", "Answered by the fallback expert"),
+                ("error", "Not answered"), ("aborted", "Client went away mid-answer")]
+    SOURCES = [("api", "API"), ("page", "Page"), ("batch", "Batch")]
+
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    source = models.CharField(max_length=10, choices=SOURCES, default="api")
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL)
+    decision = models.ForeignKey("routing.RoutingDecision", null=True, blank=True, on_delete=models.SET_NULL,
+                                 related_name="calls")
+    requested_model = models.CharField(max_length=100, help_text="'coe' or an expert's name.")
+    primary = models.ForeignKey(Expert, null=True, on_delete=models.PROTECT, related_name="+",
+                                help_text="The expert the router and map (or the caller) chose.")
+    expert = models.ForeignKey(Expert, null=True, blank=True, on_delete=models.PROTECT, related_name="calls",
+                               help_text="The expert that answered.")
+    status = models.CharField(max_length=10, choices=STATUSES, db_index=True)
+    fallback_reason = models.CharField(max_length=40, blank=True)
+    error = models.TextField(blank=True)
+    attempts = models.JSONField(default=list, blank=True)
+    stream = models.BooleanField(default=False)
+    simulated = models.BooleanField(default=False)
+    ttft_ms = models.FloatField(null=True, blank=True)
+    total_ms = models.FloatField(null=True, blank=True)
+    prompt_tokens = models.PositiveIntegerField(default=0)
+    completion_tokens = models.PositiveIntegerField(default=0)
+    response = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+
+    def __str__(self):
+        return f"call #{self.pk} {self.requested_model} → {self.expert_id} ({self.status})"

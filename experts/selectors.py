@@ -54,6 +54,10 @@ def experts():
     return list(Expert.objects.all())
 
 
+def expert_by_name(name):
+    return Expert.objects.filter(name=name).first()
+
+
 def versions():
     return list(MapVersion.objects.select_related("author").order_by("-number"))
 
@@ -111,3 +115,23 @@ def _simulated_switches(sequence, prompt_tokens, pool, machine="sn40l-8"):
     except ConfigError:
         return None
     return result.summary()["switches"]
+
+
+def expert_dict(expert):
+    """The public shape of an expert and its backend. The API key is never shown: only whether its variable is set."""
+    import os
+
+    return {
+        "name": expert.name, "model_id": expert.model_id, "parameters": expert.parameters,
+        "active_parameters": expert.active_parameters, "bytes_per_parameter": expert.bytes_per_parameter,
+        "context_length": expert.context_length, "enabled": expert.enabled, "description": expert.description,
+        "backend": {
+            "kind": expert.backend, "simulated": expert.backend == "simulated", "base_url": expert.base_url,
+            "upstream_model": expert.upstream_model, "api_key_env": expert.api_key_env,
+            "api_key_set": bool(expert.api_key_env and os.environ.get(expert.api_key_env)),
+            "timeout_s": expert.timeout_s, "connect_timeout_s": expert.connect_timeout_s,
+            "first_token_timeout_s": expert.first_token_timeout_s, "max_retries": expert.max_retries,
+            "model_path": expert.model_path, "device": expert.device, "generation": expert.generation,
+            "sim_preset": expert.sim_preset, "sim_time_scale": expert.sim_time_scale,
+        },
+    }

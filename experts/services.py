@@ -12,7 +12,11 @@ from .selectors import current_version_number, map_assignments
 
 FALLBACK_CATEGORY = "general"
 EXPERT_FIELDS = ("model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length", "enabled",
-                 "description")
+                 "description", "backend", "base_url", "upstream_model", "api_key_env", "timeout_s", "connect_timeout_s",
+                 "first_token_timeout_s", "max_retries", "model_path", "device", "generation", "sim_preset",
+                 "sim_time_scale")
+GENERATION_KEYS = {"max_new_tokens", "max_tokens", "temperature", "top_p", "top_k", "min_p", "do_sample",
+                   "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop"}
 
 
 class MapError(ValueError):
@@ -122,7 +126,40 @@ def _expert_values(data):
         raise MapError("parameters must be a positive integer.")
     if values.get("bytes_per_parameter") is not None and float(values["bytes_per_parameter"]) <= 0:
         raise MapError("bytes_per_parameter must be positive.")
+    for field in ("timeout_s", "connect_timeout_s", "first_token_timeout_s"):
+        if field in values and (isinstance(values[field], bool) or not isinstance(values[field], (int, float))
+                                or values[field] <= 0):
+            raise MapError(f"{field} must be a number of seconds > 0.")
+    if "sim_time_scale" in values and (isinstance(values["sim_time_scale"], bool)
+                                       or not isinstance(values["sim_time_scale"], (int, float))
+                                       or values["sim_time_scale"] < 0):
+        raise MapError("sim_time_scale must be a number ≥ 0.")
+    if "max_retries" in values and (isinstance(values["max_retries"], bool) or not isinstance(values["max_retries"], int)
+                                    or not 0 <= values["max_retries"] <= 10):
+        raise MapError("max_retries must be a whole number from 0 to 10.")
+    if "generation" in values:
+        generation = values["generation"]
+        if not isinstance(generation, dict):
+            raise MapError("generation must be a JSON object, e.g. {\"max_new_tokens\": 256}.")
+        unknown = sorted(set(generation) - GENERATION_KEYS)
+        if unknown:
+            raise MapError(f"unknown generation setting{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
+                           f"(known: {', '.join(sorted(GENERATION_KEYS))}).")
     return values
+
+
+def _check_backend(expert):
+    """The settings the chosen backend needs, checked before saving (a bad one would fail every answer)."""
+    if expert.backend == "openai" and not expert.base_url.startswith(("http://", "https://")):
+        raise MapError("an openai backend needs base_url starting with http:// or https:// (e.g. "
+                       "http://vllm:8000/v1).")
+    if expert.backend == "transformers" and not expert.model_path:
+        raise MapError("a transformers backend needs model_path: a local model directory.")
+    if expert.backend == "simulated":
+        from hwsim.engine.presets import PRESETS
+
+        if expert.sim_preset not in PRESETS:
+            raise MapError(f"unknown sim_preset {expert.sim_preset!r}; presets: {', '.join(PRESETS)}.")
 
 
 def save_expert(name, data, user=None):
@@ -146,6 +183,7 @@ def save_expert(name, data, user=None):
         for field, value in values.items():
             setattr(expert, field, value)
         clean(expert)
+        _check_backend(expert)
         expert.save()
         changes = {f: [before.get(f), v] for f, v in values.items() if before.get(f) != v}
         audit(user, "update" if before else "create", "expert", name, changes)

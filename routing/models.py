@@ -57,6 +57,7 @@ class Batch(models.Model):
     done = models.PositiveIntegerField(default=0)
     labelled = models.PositiveIntegerField(default=0, help_text="Prompts that came with a category label.")
     errors = models.JSONField(default=list, blank=True, help_text="[{line, message}] from routing.")
+    answer = models.BooleanField(default=False, help_text="Also ask the chosen expert for an answer to each prompt.")
 
     class Meta:
         ordering = ["-id"]
@@ -110,6 +111,10 @@ class RoutingDecision(models.Model):
     line = models.PositiveIntegerField(null=True, blank=True, help_text="Line of the prompt in its upload.")
     external_id = models.CharField(max_length=200, blank=True, help_text="The upload's own id for the prompt.")
     label = models.CharField(max_length=60, blank=True, help_text="The upload's category label, if any.")
+    answered_by = models.ForeignKey("experts.Expert", null=True, blank=True, on_delete=models.PROTECT,
+                                    related_name="+", help_text="The expert that answered, when one was asked.")
+    answer_fallback_reason = models.CharField(max_length=40, blank=True,
+                                              help_text="Why the chosen expert did not answer (timeout, …).")
 
     class Meta:
         ordering = ["-id"]

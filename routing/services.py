@@ -41,7 +41,7 @@ def train_router(prompts=None, labels=None, classifier="auto", user=None, activa
         raise RoutingInputError(f"unknown categor{'ies' if len(unknown) > 1 else 'y'} in training data: "
                                 f"{', '.join(unknown)} (add them as categories first).")
     router = engine.train(prompts, labels, classifier=classifier, embedder_path=settings.COE_EMBEDDER_PATH or None,
-                          progress=progress)
+                          progress=progress, runtime=settings.COE_EMBEDDER_RUNTIME)
     meta = router.meta
     with transaction.atomic():
         version = (RouterModel.objects.aggregate(v=Max("version"))["v"] or 0) + 1
@@ -389,3 +389,11 @@ def stop_demo():
 def demo_state():
     running = _demo["thread"] is not None and _demo["thread"].is_alive()
     return {"running": running, "rate": _demo["rate"] if running else None, "batch": _demo["batch"] if running else None}
+
+
+def record_answers(rows):
+    """Note on each decision which expert answered and, when it was not the chosen one, why.
+    ``rows``: [(decision id, expert pk or None, fallback reason)]."""
+    for decision_id, expert_id, reason in rows:
+        RoutingDecision.objects.filter(pk=decision_id).update(answered_by_id=expert_id,
+                                                              answer_fallback_reason=reason[:40])

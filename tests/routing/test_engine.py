@@ -73,12 +73,47 @@ def test_length_sorted_batches_respect_token_budget():
         assert list(lengths[b]) == sorted(lengths[b])
 
 
-def test_embeddings_match_sentence_transformers():
-    emb = get_embedder()
-    texts = ["hello world", "a somewhat longer sentence about routers and experts", "x"]
-    ours = emb.encode(texts)
-    ref = emb.model.encode(texts, normalize_embeddings=True)
-    assert np.abs(ours - ref).max() < 1e-4
+@pytest.fixture(scope="module")
+def reference_embeddings():
+    from sentence_transformers import SentenceTransformer
+
+    from routing.engine.embedder import default_model_path
+
+    model = SentenceTransformer(default_model_path(), device="cpu")
+    texts = ["hello world", "a somewhat longer sentence about routers and experts, padded in a batch", "x",
+             "Write a haiku about the sea."]
+    return texts, model.encode(texts, normalize_embeddings=True)
+
+
+@pytest.mark.parametrize("runtime, tolerance", [("torch", 1e-4), ("onnx", 1e-4)])
+def test_float_runtimes_match_sentence_transformers(reference_embeddings, runtime, tolerance):
+    texts, ref = reference_embeddings
+    ours = get_embedder(None, runtime).encode(texts)
+    assert np.abs(ours - ref).max() < tolerance
+
+
+def test_int8_runtime_stays_close_to_the_float_model(reference_embeddings):
+    texts, ref = reference_embeddings
+    ours = get_embedder(None, "onnx-int8").encode(texts)
+    assert np.allclose(np.linalg.norm(ours, axis=1), 1.0, atol=1e-5)
+    assert ((ours * ref).sum(axis=1) > 0.95).all()
+    # A prompt's vector does not depend on what it is embedded with (activations are quantised per tensor).
+    alone = np.stack([get_embedder(None, "onnx-int8").encode([t])[0] for t in texts])
+    assert np.array_equal(alone, ours)
+
+
+def test_onnx_graph_is_exported_once_and_cached(tmp_path, monkeypatch):
+    from routing.engine import onnx_model
+    from routing.engine.embedder import Embedder, default_model_path
+
+    monkeypatch.setenv("COE_MODEL_CACHE", str(tmp_path))
+    first = onnx_model.model_file(default_model_path(), "onnx")
+    stamp = first.stat().st_mtime_ns
+    again = onnx_model.model_file(default_model_path(), "onnx")
+    assert again == first and again.stat().st_mtime_ns == stamp
+    assert [p.name for p in first.parent.iterdir()] == ["model.onnx"]  # no temporary files left behind
+    with pytest.raises(ValueError, match="unknown embedder runtime"):
+        Embedder(runtime="tensorrt")
 
 
 def test_round_trip_bytes_gives_identical_predictions(trained_router):
@@ -87,6 +122,7 @@ def test_round_trip_bytes_gives_identical_predictions(trained_router):
     a, b = trained_router.route(prompts), again.route(prompts)
     assert [x.probabilities for x in a] == [x.probabilities for x in b]
     assert again.thresholds == trained_router.thresholds and again.meta == trained_router.meta
+    assert again.embedder.runtime == trained_router.meta["embedder_runtime"] == trained_router.embedder.runtime
 
 
 def _subset(seed_examples, per_category):

@@ -1,0 +1,125 @@
+"""Answer a conversation with the experts: route it (model ``coe``) or take the named expert, call the backend with
+retries, circuit breakers and fallback (experts/backends/dispatch.py), and record every call.
+
+Which turn routes: the latest user message. When it is a terse follow-up (fewer than ``FOLLOW_UP_WORDS`` words) the
+previous user message is put in front of it, so "and in Rust?" after a coding question still routes as coding.
+System prompts and the assistant's own turns never route: they say how to answer, not what is asked.
+"""
+import time
+import uuid
+from dataclasses import dataclass, field
+
+from django.conf import settings
+from django.db import transaction
+
+from coe_site import realtime
+
+from . import backend_registry
+from .backends import BackendError
+from .backends.dispatch import Attempt
+from .models import Expert, ExpertCall
+from .openai_format import ChatError
+from .selectors import current_map
+
+FOLLOW_UP_WORDS = 8
+COE_MODEL = "coe"
+
+
+def routing_text(messages):
+    users = [m["content"] for m in messages if m["role"] == "user" and m["content"].strip()]
+    text = users[-1]
+    if len(text.split()) < FOLLOW_UP_WORDS and len(users) > 1:
+        text = f"{users[-2]}\n{text}"
+    return text
+
+
+@dataclass
+class Plan:
+    """Who answers, decided before any expert is called (sync, in a worker thread)."""
+
+    requested: str
+    primary: Expert
+    candidates: list  # [(expert name, Backend)] primary first
+    experts: dict  # name → Expert
+    decision: dict | None = None  # the routing decision (public dict) for model "coe"
+    skipped: list = field(default_factory=list)  # [Attempt] for experts whose backend could not even be built
+    started: float = field(default_factory=time.perf_counter)
+
+    @property
+    def completion_id(self):
+        return f"chatcmpl-{self.decision['id']}" if self.decision else f"chatcmpl-{uuid.uuid4().hex[:24]}"
+
+    def coe(self, answered_by, fallback_reason=""):
+        expert = self.experts.get(answered_by, self.primary)
+        d = self.decision or {}
+        return {"requested_model": self.requested, "expert": answered_by, "chosen_expert": self.primary.name,
+                "category": d.get("category"), "confidence": d.get("confidence"),
+                "routing_fallback_reason": d.get("fallback_reason", ""), "decision_id": d.get("id"),
+                "fallback_reason": fallback_reason, "simulated": expert.backend == "simulated",
+                "backend": expert.backend}
+
+
+def fallback_expert_name(snapshot):
+    return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get("general") if snapshot else None)
+
+
+def plan(model, messages, source="api"):
+    """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models."""
+    from routing.services import route_prompts
+
+    snapshot = current_map()
+    decision = None
+    if model == COE_MODEL:
+        decision = route_prompts([routing_text(messages)], "page" if source == "page" else "api")[0]
+        primary_name = decision["expert"]
+    else:
+        primary_name = model
+    names = [primary_name]
+    fallback = fallback_expert_name(snapshot)
+    if fallback and fallback != primary_name:
+        names.append(fallback)
+    experts = {e.name: e for e in Expert.objects.filter(name__in=names)}
+    primary = experts.get(primary_name)
+    if primary is None or (model != COE_MODEL and not primary.enabled):
+        raise ChatError(404, f"The model '{model}' does not exist: use 'coe' or an enabled expert's name "
+                             f"(GET /v1/models).", code="model_not_found", param="model")
+    result = Plan(model, primary, [], experts, decision)
+    for name in names:
+        expert = experts.get(name)
+        if expert is None or (name != primary_name and not expert.enabled):
+            continue
+        try:
+            result.candidates.append((name, backend_registry.backend_for(expert)))
+        except BackendError as exc:  # misconfigured: counts as a failed attempt, the next candidate answers
+            result.skipped.append(Attempt(name, False, exc.kind, exc.message))
+    return result
+
+
+def record(plan, *, source, user=None, stream=False, answered_by="", fallback_reason="", status="ok", error="",
+           attempts=(), text="", usage=None, ttft_ms=None, total_ms=None):
+    """Store the call, note the answer on the routing decision, and tell the dashboard — on commit."""
+    from routing.services import record_answers
+
+    expert = plan.experts.get(answered_by)
+    usage = usage or {}
+    with transaction.atomic():
+        call = ExpertCall.objects.create(
+            source=source, user=user if getattr(user, "pk", None) else None,
+            decision_id=plan.decision["id"] if plan.decision else None, requested_model=plan.requested[:100],
+            primary=plan.primary, expert=expert, status=status, fallback_reason=fallback_reason[:40],
+            error=error, attempts=[a.to_dict() for a in [*plan.skipped, *attempts]], stream=stream,
+            simulated=bool(expert and expert.backend == "simulated"), ttft_ms=ttft_ms, total_ms=total_ms,
+            prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
+            response=text)
+        if plan.decision:
+            record_answers([(plan.decision["id"], expert.pk if expert else None, fallback_reason)])
+        item = call_item(call, answered_by or plan.primary.name)
+        transaction.on_commit(lambda: realtime.dashboard.add_calls([item], backend_registry.share_breakers()))
+    return call
+
+
+def call_item(call, expert_name):
+    """The compact, JSON-safe shape of an expert call on the live dashboard."""
+    return {"id": call.pk, "expert": expert_name, "status": call.status, "fallback_reason": call.fallback_reason,
+            "ttft_ms": call.ttft_ms, "total_ms": call.total_ms, "simulated": call.simulated,
+            "tokens": call.completion_tokens, "t": time.time()}

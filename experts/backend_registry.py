@@ -1,0 +1,67 @@
+"""Expert rows → live backend objects (one per expert and configuration, per process) and the breaker board.
+
+Why cache: an OpenAI-compatible backend keeps a pooled HTTP client and a transformers backend a loaded model; making
+them per request would cost a connection or a model load each time. The key includes every setting, so an edit
+(admin, page or ``PATCH /api/experts/<name>``) takes effect on the next call without a restart. API keys are read
+from the environment at that moment and never stored.
+"""
+import os
+import threading
+import time
+
+from django.conf import settings
+from django.core.cache import cache
+
+from .backends import BackendConfig, make_backend
+from .backends.breaker import BreakerBoard
+
+_lock = threading.Lock()
+_backends = {}
+_board = None
+BREAKER_KEY = "breakers:{}"
+BREAKER_TTL_S = 120
+
+
+def config_for(expert):
+    return BackendConfig(
+        kind=expert.backend, expert=expert.name, model=expert.upstream_model or expert.model_id,
+        base_url=expert.base_url, api_key=os.environ.get(expert.api_key_env, "") if expert.api_key_env else "",
+        timeout_s=expert.timeout_s, connect_timeout_s=expert.connect_timeout_s,
+        first_token_timeout_s=expert.first_token_timeout_s, max_retries=expert.max_retries,
+        model_path=expert.model_path, device=expert.device, generation=dict(expert.generation or {}),
+        parameters=float(expert.effective_active_parameters), bytes_per_parameter=expert.bytes_per_parameter,
+        preset=expert.sim_preset, time_scale=expert.sim_time_scale)
+
+
+def backend_for(expert):
+    config = config_for(expert)
+    key = (expert.name, repr(config), config.api_key, tuple(sorted(config.generation.items())))
+    with _lock:
+        backend = _backends.get(key)
+        if backend is None:
+            for old in [k for k in _backends if k[0] == expert.name]:
+                _backends.pop(old)  # superseded configuration; its pooled client closes with its event loop
+            backend = _backends[key] = make_backend(config)
+    return backend
+
+
+def breakers():
+    """This process's breakers (each process judges the experts it calls, like a client-side load balancer)."""
+    global _board
+    with _lock:
+        if _board is None:
+            _board = BreakerBoard(settings.COE_BREAKER_FAILURES, settings.COE_BREAKER_RESET_S)
+        return _board
+
+
+def share_breakers():
+    """Store this process's breaker snapshot in the shared cache so the dashboard can show every process's view."""
+    snapshot = breakers().snapshot()
+    if snapshot:
+        cache.set(BREAKER_KEY.format(f"{os.uname().nodename}:{os.getpid()}"),
+                  {"at": time.time(), "experts": snapshot}, BREAKER_TTL_S)
+        index = set(cache.get("breakers:index") or ())
+        me = f"{os.uname().nodename}:{os.getpid()}"
+        if me not in index:
+            cache.set("breakers:index", sorted(index | {me}), None)
+    return snapshot

@@ -1,0 +1,159 @@
+"""Retries, fallback and circuit breaking around backends: used by the chat endpoint and batch answering.
+
+Candidates are tried in order (primary first).  A candidate whose breaker is open is skipped; otherwise
+it gets 1 + max_retries attempts, with exponential backoff and jitter between retryable failures (at
+least the upstream's Retry-After).  An attempt succeeds when its first delta arrives within
+first_token_timeout_s; from then on the answer belongs to that expert: a later failure is raised from
+`Opened.rest` and never retried or handed to a fallback, because the client has already seen text.
+Failures count against the expert's breaker, except bad_request (the caller's fault).
+"""
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import AsyncIterator
+
+from .base import Backend, BackendError, Completion, Delta, count_tokens, prompt_tokens
+from .breaker import BreakerBoard
+
+MAX_BACKOFF_S = 5.0
+
+
+@dataclass
+class Attempt:
+    expert: str
+    ok: bool
+    error_kind: str = ""
+    error: str = ""
+    elapsed_ms: float = 0.0
+
+    def to_dict(self) -> dict:
+        return {"expert": self.expert, "ok": self.ok, "error_kind": self.error_kind, "error": self.error,
+                "elapsed_ms": round(self.elapsed_ms, 3)}
+
+
+@dataclass
+class Opened:
+    """A stream that has produced its first delta.  `ttft_ms` counts from the start of open_stream,
+    so it includes retries, backoff and fallback: what the client waited.  A caller that stops reading
+    early (client disconnected) should `await opened.rest.aclose()` to free the upstream at once."""
+
+    expert: str
+    fallback_reason: str
+    attempts: list[Attempt]
+    first: Delta
+    ttft_ms: float
+    rest: AsyncIterator[Delta] = field(repr=False)
+
+
+class AllExpertsFailed(BackendError):
+    def __init__(self, attempts: list[Attempt]):
+        self.attempts = attempts
+        super().__init__(_summary(attempts), kind="unavailable")
+
+
+def _summary(attempts: list[Attempt]) -> str:
+    if not attempts:
+        return "no expert to try"
+    parts = []
+    for a in attempts:
+        detail = f": {a.error}" if a.error and a.error_kind != "breaker_open" else ""
+        parts.append(f"{a.expert} {a.error_kind}{detail}")
+    return "all experts failed: " + "; ".join(parts)
+
+
+def backoff_delay(retry: int, base: float, retry_after: float | None = None) -> float:
+    """Delay before retry number `retry` (0-based): base * 2**retry, jittered to 50-100 % so clients
+    that failed together do not retry together; never shorter than the upstream's Retry-After."""
+    delay = min(MAX_BACKOFF_S, base * 2 ** retry) * random.uniform(0.5, 1.0)
+    return max(delay, retry_after or 0.0)
+
+
+async def _rest(name: str, agen, breakers: BreakerBoard):
+    """The remaining deltas; a mid-stream failure still counts against the expert's breaker."""
+    try:
+        async for delta in agen:
+            yield delta
+    except BackendError as exc:
+        if exc.kind != "bad_request":
+            breakers.get(name).record_failure()
+        raise
+    finally:
+        await agen.aclose()
+
+
+async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
+                      max_retries: int | None = None, backoff_s: float | None = None, sleep=asyncio.sleep,
+                      **gen_kwargs) -> Opened:
+    """Start streaming from the first candidate that produces a first delta; see the module docstring.
+    Raises AllExpertsFailed (kind "unavailable") when none does."""
+    start = time.perf_counter()
+    attempts: list[Attempt] = []
+    fallback_reason = ""
+    for index, (name, backend) in enumerate(candidates):
+        breaker = breakers.get(name)
+        cfg = backend.config
+        retries = cfg.max_retries if max_retries is None else max_retries
+        base = cfg.backoff_s if backoff_s is None else backoff_s
+        reason = ""
+        for attempt in range(1 + max(0, retries)):
+            if not breaker.allow():
+                if attempt == 0:  # mid-retry the breaker may open; the last error then stays the reason
+                    attempts.append(Attempt(name, False, "breaker_open", "circuit breaker is open"))
+                    reason = "breaker_open"
+                break
+            t0 = time.perf_counter()
+            agen = backend.stream(messages, **gen_kwargs)
+            try:
+                async with asyncio.timeout(cfg.first_token_timeout_s):
+                    first = await anext(agen)
+            except (BackendError, TimeoutError, StopAsyncIteration) as exc:
+                await agen.aclose()
+                error = _as_backend_error(exc, name, cfg.first_token_timeout_s)
+            except BaseException:  # cancelled (client went away) or a bug: not the expert's health
+                breaker.release()
+                await agen.aclose()
+                raise
+            else:
+                breaker.record_success()
+                now = time.perf_counter()
+                attempts.append(Attempt(name, True, elapsed_ms=(now - t0) * 1e3))
+                return Opened(name, fallback_reason if index else "", attempts, first, (now - start) * 1e3,
+                              _rest(name, agen, breakers))
+            attempts.append(Attempt(name, False, error.kind, error.message, (time.perf_counter() - t0) * 1e3))
+            reason = error.kind
+            if error.kind == "bad_request":
+                breaker.release()
+            else:
+                breaker.record_failure()
+            if not error.retryable or attempt == retries:
+                break
+            await sleep(backoff_delay(attempt, base, error.retry_after))
+        if index == 0:
+            fallback_reason = reason
+    raise AllExpertsFailed(attempts)
+
+
+def _as_backend_error(exc: BaseException, name: str, first_token_timeout_s: float) -> BackendError:
+    if isinstance(exc, BackendError):
+        return exc
+    if isinstance(exc, TimeoutError):
+        return BackendError(f"expert {name!r} sent no first token within {first_token_timeout_s:g} s",
+                            kind="timeout", retryable=True)
+    return BackendError(f"expert {name!r} ended its stream without any output", kind="upstream", retryable=True)
+
+
+async def complete_with_fallback(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
+                                 **kwargs) -> tuple[Opened, Completion]:
+    """open_stream, then collect the whole answer (for non-streaming callers such as batch answering).
+    The returned Opened's `rest` is exhausted."""
+    opened = await open_stream(candidates, messages, breakers=breakers, **kwargs)
+    parts, last = [opened.first.text], opened.first
+    async for delta in opened.rest:
+        parts.append(delta.text)
+        last = delta
+    text = "".join(parts)
+    usage = last.usage or {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}
+    return opened, Completion(text, last.finish_reason or "stop", usage)

@@ -1,0 +1,172 @@
+"""The OpenAI-compatible endpoint: ``POST /v1/chat/completions`` (streaming or not) and ``GET /v1/models``.
+
+Async views, so one web process holds many slow streams without a thread each; database work (routing, recording)
+runs in worker threads. Auth: ``Authorization: Bearer <token>`` (scripts, the ``openai`` client) or the session
+with an ``X-CSRFToken`` header (the app's own pages). Each token (or user) has a per-minute request limit.
+"""
+import asyncio
+import time
+
+from asgiref.sync import sync_to_async
+from django.conf import settings
+from django.http import JsonResponse, StreamingHttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.views.decorators.csrf import csrf_exempt
+
+from access.services import user_for_token
+
+from . import answering, backend_registry, ratelimit
+from .backends import BackendError
+from .backends.dispatch import AllExpertsFailed, open_stream
+from .openai_format import ChatError, chunk, coe_headers, completion, parse_chat_request, sse
+from .selectors import experts as all_experts
+
+_background = set()  # recording tasks started after a client went away: keep them referenced until done
+
+
+async def _authenticate(request):
+    """(user, rate-limit key) or ChatError 401/403."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, token = header.partition(" ")
+        if scheme.lower() != "bearer" or not token.strip():
+            raise ChatError(401, "Authorization header must be 'Bearer <token>'.", type="authentication_error",
+                            code="invalid_api_key")
+        user = await sync_to_async(user_for_token)(token.strip())
+        if user is None:
+            raise ChatError(401, "Invalid or revoked API token.", type="authentication_error",
+                            code="invalid_api_key")
+        return user, f"token:{token.strip()[-12:]}:{user.pk}"
+    user = await request.auser()
+    if not user.is_authenticated:
+        raise ChatError(401, "Authentication required: send 'Authorization: Bearer <token>' (manage.py "
+                             "create_api_token).", type="authentication_error", code="invalid_api_key")
+    if request.method == "POST" and CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}):
+        raise ChatError(403, "CSRF check failed: send the X-CSRFToken header with session authentication.",
+                        type="permission_error")
+    return user, f"user:{user.pk}"
+
+
+async def _guard(request, method):
+    if request.method != method:
+        raise ChatError(405, f"Method {request.method} not allowed; use {method}.")
+    user, key = await _authenticate(request)
+    retry_after = await ratelimit.check(key, settings.COE_RATE_LIMIT_PER_MIN)
+    if retry_after:
+        raise ChatError(429, f"Rate limit of {settings.COE_RATE_LIMIT_PER_MIN} requests per minute reached "
+                             f"(COE_RATE_LIMIT_PER_MIN); retry in {retry_after} s.", type="rate_limit_error",
+                        code="rate_limit_exceeded", headers={"Retry-After": str(retry_after)})
+    return user
+
+
+@csrf_exempt
+async def models_view(request):
+    try:
+        await _guard(request, "GET")
+    except ChatError as exc:
+        return exc.response()
+    experts = await sync_to_async(all_experts)()
+    data = [{"id": answering.COE_MODEL, "object": "model", "created": 0, "owned_by": "coe",
+             "coe": {"routed": True, "description": "routed by category to the mapped expert"}}]
+    data += [{"id": e.name, "object": "model", "created": 0, "owned_by": "coe",
+              "coe": {"routed": False, "model_id": e.model_id, "backend": e.backend,
+                      "simulated": e.backend == "simulated", "parameters": e.parameters}}
+             for e in experts if e.enabled]
+    return JsonResponse({"object": "list", "data": data})
+
+
+@csrf_exempt
+async def chat_completions_view(request):
+    source = "page" if "Authorization" not in request.headers else "api"
+    try:
+        user = await _guard(request, "POST")
+        chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES)
+        plan = await sync_to_async(answering.plan, thread_sensitive=False)(chat.model, chat.messages, source)
+    except ChatError as exc:
+        return exc.response()
+    record = sync_to_async(answering.record, thread_sensitive=False)
+    try:
+        if not plan.candidates:
+            raise AllExpertsFailed([])
+        opened = await open_stream(plan.candidates, chat.messages, breakers=backend_registry.breakers(),
+                                   **chat.options)
+    except AllExpertsFailed as exc:
+        await record(plan, source=source, user=user, stream=chat.stream, status="error", error=exc.message,
+                     attempts=exc.attempts, fallback_reason=exc.attempts[0].error_kind if exc.attempts else "")
+        return ChatError(503, f"No expert could answer: {exc.message}", type="api_error",
+                         code="experts_unavailable").response()
+    coe = plan.coe(opened.expert, opened.fallback_reason)
+    status = "fallback" if opened.expert != plan.primary.name else "ok"
+    done = dict(source=source, user=user, stream=chat.stream, answered_by=opened.expert,
+                fallback_reason=opened.fallback_reason, attempts=opened.attempts, ttft_ms=opened.ttft_ms)
+    if not chat.stream:
+        parts, last = [opened.first.text], opened.first
+        try:
+            async for delta in opened.rest:
+                parts.append(delta.text)
+                last = delta
+        except BackendError as exc:
+            await record(plan, **done, status="error", error=f"failed mid-answer: {exc.message}",
+                         text="".join(parts), total_ms=_ms(plan))
+            return ChatError(502, f"Expert {opened.expert} failed mid-answer: {exc.message}", type="api_error",
+                             code="expert_failed").response()
+        text = "".join(parts)
+        usage = last.usage or _usage(chat.messages, text)
+        await record(plan, **done, status=status, text=text, usage=usage, total_ms=_ms(plan))
+        response = JsonResponse(completion(plan.completion_id, chat.model, text, last.finish_reason or "stop",
+                                           usage, coe))
+    else:
+        response = StreamingHttpResponse(_events(plan, chat, opened, coe, status, done, record),
+                                         content_type="text/event-stream")
+        response["Cache-Control"] = "no-cache"
+        response["X-Accel-Buffering"] = "no"
+    for name, value in coe_headers(coe).items():
+        response[name] = value
+    return response
+
+
+async def _events(plan, chat, opened, coe, status, done, record):
+    """SSE chunks in OpenAI's format. The call is recorded before the last message (so a client that has read the
+    whole stream finds it stored), or from a task of its own when the client goes away mid-answer."""
+    created, cid, model = int(time.time()), plan.completion_id, chat.model
+    parts, last, error, tail = [opened.first.text], opened.first, "", b"data: [DONE]\n\n"
+
+    def save():
+        text = "".join(parts)
+        return record(plan, **done, status=status, error=error, text=text,
+                      usage=last.usage or _usage(chat.messages, text), total_ms=_ms(plan))
+
+    try:
+        yield sse(chunk(cid, model, created, role="assistant", content=opened.first.text, coe=coe))
+        async for delta in opened.rest:
+            last = delta
+            if delta.text:
+                parts.append(delta.text)
+                yield sse(chunk(cid, model, created, content=delta.text))
+        yield sse(chunk(cid, model, created, finish_reason=last.finish_reason or "stop"))
+        if chat.include_usage:
+            yield sse(chunk(cid, model, created, usage=last.usage or _usage(chat.messages, "".join(parts)),
+                            choices=False))
+    except BackendError as exc:
+        status, error = "error", f"failed mid-answer: {exc.message}"
+        tail = sse({"error": {"message": f"Expert {opened.expert} failed mid-answer: {exc.message}",
+                              "type": "api_error", "param": None, "code": "expert_failed"}})
+    except (asyncio.CancelledError, GeneratorExit):
+        status, error = "aborted", "the client went away mid-answer"
+        await opened.rest.aclose()
+        task = asyncio.ensure_future(save())
+        _background.add(task)
+        task.add_done_callback(_background.discard)
+        raise
+    await save()
+    yield tail
+
+
+def _ms(plan):
+    return (time.perf_counter() - plan.started) * 1000
+
+
+def _usage(messages, text):
+    from .backends.base import count_tokens, prompt_tokens
+
+    return {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}

@@ -1,0 +1,138 @@
+"""TransformersBackend with a tiny GPT-2 and word-level tokenizer that the test builds and saves itself."""
+import asyncio
+
+import pytest
+
+from experts.backends import BackendConfig, BackendError, BreakerBoard, make_backend, open_stream
+from experts.backends.local_transformers import build_prompt, load
+
+MSGS = [{"role": "system", "content": "you write tiny words"}, {"role": "user", "content": "hello world"}]
+SENTENCES = ["the quick brown fox jumps over the lazy dog", "a tiny model writes tiny words",
+             "hello world from the test suite", "user assistant system says hello",
+             "experts answer questions about code and maths"]
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    """A 1-layer GPT-2 over a word-level vocabulary (~30 words), saved like any local model."""
+    import torch
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import GenerationConfig, GPT2Config, GPT2LMHeadModel, PreTrainedTokenizerFast
+
+    path = tmp_path_factory.mktemp("tiny-gpt2")
+    raw = Tokenizer(models.WordLevel(unk_token="[UNK]"))
+    raw.pre_tokenizer = pre_tokenizers.Whitespace()
+    raw.decoder = decoders.WordPiece()  # joins words with spaces
+    raw.train_from_iterator(SENTENCES, trainers.WordLevelTrainer(special_tokens=["[UNK]", "[PAD]", "</s>"]))
+    tok = PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="[UNK]", pad_token="[PAD]", eos_token="</s>")
+    tok.save_pretrained(path)
+    torch.manual_seed(0)
+    model = GPT2LMHeadModel(GPT2Config(n_layer=1, n_head=2, n_embd=32, n_positions=256, vocab_size=tok.vocab_size,
+                                       bos_token_id=tok.eos_token_id, eos_token_id=tok.eos_token_id,
+                                       pad_token_id=tok.pad_token_id))
+    # an untrained model likes special tokens (which decode to nothing) and repeating one word
+    model.generation_config = GenerationConfig(suppress_tokens=[tok.unk_token_id, tok.pad_token_id],
+                                               no_repeat_ngram_size=1, eos_token_id=tok.eos_token_id,
+                                               pad_token_id=tok.pad_token_id)
+    model.save_pretrained(path)
+    return str(path)
+
+
+def config(path, **overrides):
+    return BackendConfig(**{"kind": "transformers", "expert": "tiny", "model_path": path, **overrides})
+
+
+async def collect(backend, messages=MSGS, **kwargs):
+    return [d async for d in backend.stream(messages, **kwargs)]
+
+
+@pytest.mark.asyncio
+async def test_streams_deterministically_to_the_token_limit(tiny_model):
+    backend = make_backend(config(tiny_model))
+    deltas = await collect(backend, max_tokens=12, temperature=0)
+    text = "".join(d.text for d in deltas)
+    assert len([d for d in deltas if d.text]) >= 3 and text.strip()
+    assert set(text.split()) <= set(" ".join(SENTENCES).split())
+    last = deltas[-1]
+    assert last.finish_reason == "length"
+    prompt_ids = load(tiny_model).tokenizer(build_prompt(load(tiny_model).tokenizer, MSGS))["input_ids"]
+    assert last.usage == {"prompt_tokens": len(prompt_ids), "completion_tokens": 12}
+    assert [d.text for d in await collect(backend, max_tokens=12, temperature=0)] == [d.text for d in deltas]
+
+
+@pytest.mark.asyncio
+async def test_generation_defaults_come_from_config_and_sampling_works(tiny_model):
+    done = await make_backend(config(tiny_model, generation={"max_new_tokens": 4, "do_sample": False})).complete(MSGS)
+    assert done.usage["completion_tokens"] == 4 and done.finish_reason == "length"
+    sampled = await make_backend(config(tiny_model)).complete(MSGS, max_tokens=6, temperature=0.9, top_p=0.95)
+    assert sampled.usage["completion_tokens"] <= 6
+
+
+@pytest.mark.asyncio
+async def test_stop_strings_cut_the_text(tiny_model):
+    backend = make_backend(config(tiny_model))
+    full = (await backend.complete(MSGS, max_tokens=12, temperature=0)).text
+    word = full.split()[2]
+    cut = await backend.complete(MSGS, max_tokens=12, temperature=0, stop=[" " + word])
+    assert cut.text == full[:full.find(" " + word)] and len(cut.text.split()) == 2
+    assert cut.finish_reason == "stop"
+
+
+@pytest.mark.asyncio
+async def test_generation_does_not_block_the_event_loop_and_runs_one_at_a_time(tiny_model):
+    backend = make_backend(config(tiny_model))
+    await collect(backend, max_tokens=2)  # load outside the measurement
+    ticks = 0
+    running = True
+
+    async def ticker():
+        nonlocal ticks
+        while running:
+            ticks += 1
+            await asyncio.sleep(0.001)
+
+    task = asyncio.create_task(ticker())
+    results = await asyncio.gather(*[collect(backend, max_tokens=40, temperature=0) for _ in range(3)])
+    running = False
+    await task
+    assert ticks > 5
+    texts = ["".join(d.text for d in r) for r in results]
+    assert texts[0] == texts[1] == texts[2]  # the per-model lock kept generations from interfering
+
+
+@pytest.mark.asyncio
+async def test_abandoned_stream_releases_the_model(tiny_model):
+    backend = make_backend(config(tiny_model))
+    stream = backend.stream(MSGS, max_tokens=200, temperature=0)
+    assert (await anext(stream)).text
+    await stream.aclose()  # the client went away: generation stops at the next token
+    deltas = await asyncio.wait_for(collect(backend, max_tokens=3), timeout=10)
+    assert deltas[-1].usage["completion_tokens"] == 3
+
+
+@pytest.mark.asyncio
+async def test_dispatch_over_a_local_model(tiny_model):
+    opened = await open_stream([("tiny", make_backend(config(tiny_model)))], MSGS, breakers=BreakerBoard(),
+                               max_tokens=5, temperature=0)
+    assert opened.expert == "tiny" and opened.first.text
+    assert [d async for d in opened.rest][-1].finish_reason == "length"
+
+
+def test_prompt_uses_the_chat_template_when_there_is_one(tiny_model):
+    from transformers import AutoTokenizer
+
+    tok = AutoTokenizer.from_pretrained(tiny_model, local_files_only=True)
+    assert build_prompt(tok, MSGS) == "system: you write tiny words\nuser: hello world\nassistant:"
+    tok.chat_template = ("{% for m in messages %}<{{ m.role }}>{{ m.content }}\n{% endfor %}"
+                         "{% if add_generation_prompt %}<assistant>{% endif %}")
+    assert build_prompt(tok, MSGS) == "<system>you write tiny words\n<user>hello world\n<assistant>"
+
+
+def test_models_are_cached_and_missing_directories_are_config_errors(tiny_model, tmp_path):
+    assert load(tiny_model) is load(tiny_model)
+    with pytest.raises(BackendError) as err:
+        make_backend(config(str(tmp_path / "nowhere")))
+    assert err.value.kind == "config" and "nowhere" in str(err.value)
+    with pytest.raises(BackendError) as err:
+        load(str(tmp_path))  # a directory without a model
+    assert err.value.kind == "config"
