@@ -1,11 +1,14 @@
 """Token issue and lookup."""
 import hashlib
 import secrets
+from datetime import timedelta
 
 from django.contrib.auth import get_user_model
 from django.utils import timezone
 
 from .models import ApiToken
+
+LAST_USED_RESOLUTION = timedelta(minutes=1)
 
 
 def _digest(token):
@@ -25,5 +28,7 @@ def user_for_token(token):
     row = ApiToken.objects.select_related("user").filter(key_hash=_digest(token)).first()
     if row is None or not row.user.is_active:
         return None
-    ApiToken.objects.filter(pk=row.pk).update(last_used_at=timezone.now())
+    now = timezone.now()
+    if row.last_used_at is None or now - row.last_used_at > LAST_USED_RESOLUTION:  # not a write per request
+        ApiToken.objects.filter(pk=row.pk).update(last_used_at=now)
     return row.user

@@ -5,8 +5,11 @@ Which turn routes: the latest user message. When it is a terse follow-up (fewer 
 previous user message is put in front of it, so "and in Rust?" after a coding question still routes as coding.
 System prompts and the assistant's own turns never route: they say how to answer, not what is asked.
 """
+import asyncio
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
 
 from django.conf import settings
@@ -16,13 +19,14 @@ from coe_site import realtime
 
 from . import backend_registry
 from .backends import BackendError
-from .backends.dispatch import Attempt
+from .backends.dispatch import AllExpertsFailed, Attempt, complete_with_fallback
 from .models import Expert, ExpertCall
 from .openai_format import ChatError
 from .selectors import current_map
 
 FOLLOW_UP_WORDS = 8
 COE_MODEL = "coe"
+HEARTBEAT_S = 20.0
 
 
 def routing_text(messages):
@@ -63,27 +67,19 @@ def fallback_expert_name(snapshot):
     return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get("general") if snapshot else None)
 
 
-def plan(model, messages, source="api"):
-    """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models."""
-    from routing.services import route_prompts
-
-    snapshot = current_map()
-    decision = None
-    if model == COE_MODEL:
-        decision = route_prompts([routing_text(messages)], "page" if source == "page" else "api")[0]
-        primary_name = decision["expert"]
-    else:
-        primary_name = model
+def _candidates(primary_name, snapshot, strict):
+    """(Plan without a decision) for ``primary_name`` and the configured fallback; ``strict``: the caller named the
+    expert, so it must exist and be enabled (a routed expert is used as the map says)."""
     names = [primary_name]
     fallback = fallback_expert_name(snapshot)
     if fallback and fallback != primary_name:
         names.append(fallback)
     experts = {e.name: e for e in Expert.objects.filter(name__in=names)}
     primary = experts.get(primary_name)
-    if primary is None or (model != COE_MODEL and not primary.enabled):
-        raise ChatError(404, f"The model '{model}' does not exist: use 'coe' or an enabled expert's name "
+    if primary is None or (strict and not primary.enabled):
+        raise ChatError(404, f"The model '{primary_name}' does not exist: use 'coe' or an enabled expert's name "
                              f"(GET /v1/models).", code="model_not_found", param="model")
-    result = Plan(model, primary, [], experts, decision)
+    result = Plan(primary_name, primary, [], experts)
     for name in names:
         expert = experts.get(name)
         if expert is None or (name != primary_name and not expert.enabled):
@@ -95,10 +91,99 @@ def plan(model, messages, source="api"):
     return result
 
 
+def plan(model, messages, source="api"):
+    """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models."""
+    from routing.services import route_prompts
+
+    decision = None
+    if model == COE_MODEL:
+        decision = route_prompts([routing_text(messages)], "page" if source == "page" else "api")[0]
+    result = _candidates(decision["expert"] if decision else model, current_map(), strict=decision is None)
+    result.requested, result.decision = model, decision
+    return result
+
+
+def batch_answerer(heartbeat, source="batch"):
+    """A ``route_prompts`` answer hook for batches run as "route and answer".
+
+    Every prompt is asked of its chosen expert (fallback on failure), ``COE_BATCH_ANSWER_CONCURRENCY`` at a time,
+    on an event loop in a helper thread; this thread renews the chunk's claim every ``HEARTBEAT_S`` meanwhile.
+    Nothing is written until the routing transaction stores the decisions, so a worker dying mid-chunk leaves no
+    half-answered chunk: the chunk is re-claimed and answered again.
+    """
+    def answer(prompts, expert_names):
+        snapshot = current_map()
+        plans = {name: _candidates(name, snapshot, strict=False) for name in set(expert_names)}
+        jobs = [(p, plans[name]) for p, name in zip(prompts, expert_names)]
+        with ThreadPoolExecutor(1, thread_name_prefix="batch-answers") as pool:
+            future = pool.submit(asyncio.run, _answer_all(jobs, settings.COE_BATCH_ANSWER_CONCURRENCY))
+            while True:
+                try:
+                    results = future.result(timeout=HEARTBEAT_S)
+                    break
+                except FutureTimeout:
+                    heartbeat()
+        answers = [(r["plan"].experts[r["expert"]].pk if r["expert"] else None, r["fallback_reason"])
+                   for r in results]
+
+        def write(decisions):
+            calls = ExpertCall.objects.bulk_create([
+                ExpertCall(source=source, decision_id=d.pk, requested_model=COE_MODEL, primary=r["plan"].primary,
+                           expert=r["plan"].experts.get(r["expert"]), status=r["status"],
+                           fallback_reason=r["fallback_reason"][:40], error=r["error"], attempts=r["attempts"],
+                           simulated=r["simulated"], ttft_ms=r["ttft_ms"], total_ms=r["total_ms"],
+                           prompt_tokens=r["usage"].get("prompt_tokens", 0),
+                           completion_tokens=r["usage"].get("completion_tokens", 0), response=r["text"])
+                for d, r in zip(decisions, results)])
+            items = [call_item(c, r["expert"] or r["plan"].primary.name) for c, r in zip(calls, results)]
+            transaction.on_commit(lambda: realtime.dashboard.add_calls(items, backend_registry.share_breakers()))
+
+        return answers, write
+
+    return answer
+
+
+async def _answer_all(jobs, concurrency):
+    from .backends.openai_http import aclose_shared_client
+
+    gate = asyncio.Semaphore(max(1, concurrency))
+    board = backend_registry.breakers()
+
+    async def one(prompt, plan):
+        messages = [{"role": "user", "content": prompt}]
+        result = {"plan": plan, "expert": "", "fallback_reason": "", "error": "", "status": "error", "text": "",
+                  "usage": {}, "ttft_ms": None, "total_ms": None, "simulated": False,
+                  "attempts": [a.to_dict() for a in plan.skipped]}
+        async with gate:
+            start = time.perf_counter()
+            try:
+                if not plan.candidates:
+                    raise AllExpertsFailed([])
+                opened, done = await complete_with_fallback(plan.candidates, messages, breakers=board)
+            except AllExpertsFailed as exc:
+                result.update(error=exc.message, attempts=result["attempts"] + [a.to_dict() for a in exc.attempts],
+                              fallback_reason=exc.attempts[0].error_kind if exc.attempts else "")
+            except BackendError as exc:  # failed after the first token
+                result.update(error=f"failed mid-answer: {exc.message}")
+            else:
+                expert = plan.experts[opened.expert]
+                result.update(expert=opened.expert, fallback_reason=opened.fallback_reason, text=done.text,
+                              usage=done.usage, ttft_ms=opened.ttft_ms, simulated=expert.backend == "simulated",
+                              status="fallback" if opened.expert != plan.primary.name else "ok",
+                              attempts=result["attempts"] + [a.to_dict() for a in opened.attempts])
+            result["total_ms"] = (time.perf_counter() - start) * 1000
+        return result
+
+    try:
+        return await asyncio.gather(*(one(p, plan) for p, plan in jobs))
+    finally:
+        await aclose_shared_client()
+
+
 def record(plan, *, source, user=None, stream=False, answered_by="", fallback_reason="", status="ok", error="",
            attempts=(), text="", usage=None, ttft_ms=None, total_ms=None):
     """Store the call, note the answer on the routing decision, and tell the dashboard — on commit."""
-    from routing.services import record_answers
+    from routing.services import record_answer
 
     expert = plan.experts.get(answered_by)
     usage = usage or {}
@@ -112,7 +197,7 @@ def record(plan, *, source, user=None, stream=False, answered_by="", fallback_re
             prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
             response=text)
         if plan.decision:
-            record_answers([(plan.decision["id"], expert.pk if expert else None, fallback_reason)])
+            record_answer(plan.decision["id"], expert.pk if expert else None, fallback_reason)
         item = call_item(call, answered_by or plan.primary.name)
         transaction.on_commit(lambda: realtime.dashboard.add_calls([item], backend_registry.share_breakers()))
     return call

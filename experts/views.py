@@ -1,16 +1,55 @@
-"""Pages for the map: the editor (grid, categories, experts, retraining), history with diffs and rollback, audit."""
+"""Pages for the map: the editor (grid, categories, experts and how they are served, retraining), history with diffs
+and rollback, audit."""
+from django import forms
 from django.contrib import messages
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.shortcuts import redirect, render
+from django.forms.models import fields_for_model, model_to_dict
+from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
 from routing import category_services
 from routing.selectors import active_categories, active_router_row
 
 from . import selectors, services
-from .models import AuditEntry
+from .models import AuditEntry, Expert
 from .permissions import can_edit_map
+
+# (title, backend it applies to or "" for all, fields): the in-app form and the admin's fieldsets.
+BACKEND_GROUPS = [
+    ("How it is served", "", ("backend", "timeout_s", "connect_timeout_s", "first_token_timeout_s", "max_retries",
+                              "generation")),
+    ("OpenAI-compatible server", "openai", ("base_url", "upstream_model", "api_key_env")),
+    ("Local transformers model", "transformers", ("model_path", "device")),
+    ("Simulated", "simulated", ("sim_preset", "sim_time_scale")),
+]
+BACKEND_FIELDS = [f for _, _, fields in BACKEND_GROUPS for f in fields]
+
+
+class ExpertBackendForm(type("BackendFields", (forms.Form,), fields_for_model(Expert, fields=BACKEND_FIELDS))):
+    """One expert's backend settings. Field types come from the model; the rules (an openai backend needs a
+    base_url, …) are services.save_expert's, so its MapError is shown on the form rather than duplicated here."""
+
+    def __init__(self, expert, data=None):
+        super().__init__(data, initial=model_to_dict(expert, BACKEND_FIELDS), auto_id=f"id_{expert.pk}_%s")
+        self.expert = expert
+        self.api_key_set = selectors.expert_dict(expert)["backend"]["api_key_set"]  # never the key itself
+
+    def groups(self):
+        return [(title, kind, [self[f] for f in fields]) for title, kind, fields in BACKEND_GROUPS]
+
+    def save(self, user):
+        """True when saved; False with the service's refusal as a form error."""
+        if not self.is_valid():
+            return False
+        data = {**self.cleaned_data, "generation": self.cleaned_data["generation"] or {}}
+        try:
+            services.save_expert(self.expert.name, data, user)
+        except services.MapError as exc:
+            self.add_error(None, str(exc))
+            return False
+        return True
 
 
 def _editor_only(request):
@@ -41,10 +80,20 @@ def editor(request):
         else:
             messages.success(request, f"Saved map version v{version.number}.")
             return redirect("map-editor")
+    base_version = _int(request.POST.get("base_version"), snapshot.version) if error else snapshot.version
+    return _editor_page(request, snapshot, draft, base_version, error=error, status=status)
+
+
+def _editor_page(request, snapshot, draft, base_version, *, error=None, status=200, backend_form=None):
+    """The editor; ``backend_form``: a submitted expert backend form to show again with its errors."""
+    can_edit = can_edit_map(request.user)
+    experts = selectors.experts()
+    rows = [(e, selectors.expert_dict(e)["backend"],
+             (backend_form if backend_form and backend_form.expert.pk == e.pk else ExpertBackendForm(e))
+             if can_edit else None) for e in experts]
     return render(request, "experts/editor.html", {
-        "map": snapshot, "draft": draft, "error": error, "categories": active_categories(),
-        "experts": selectors.experts(), "can_edit": can_edit_map(request.user), "router": active_router_row(),
-        "base_version": _int(request.POST.get("base_version"), snapshot.version) if error else snapshot.version,
+        "map": snapshot, "draft": draft, "error": error, "categories": active_categories(), "experts": experts,
+        "expert_rows": rows, "can_edit": can_edit, "router": active_router_row(), "base_version": base_version,
     }, status=status)
 
 
@@ -99,6 +148,18 @@ def category_retire(request, name):
 @login_required
 @require_POST
 def expert_save(request):
+    """The general expert form (add or edit; errors as messages) or, with ``form=backend``, one expert's backend
+    settings (errors shown on that form)."""
+    if request.POST.get("form") == "backend":
+        _editor_only(request)
+        form = ExpertBackendForm(get_object_or_404(Expert, name=request.POST.get("name", "")), request.POST)
+        if form.save(request.user):
+            messages.success(request, f"Saved how {form.expert.name} is served.")
+            return redirect(f"{reverse('map-editor')}#expert-{form.expert.name}")
+        snapshot = selectors.current_map()
+        return _editor_page(request, snapshot, dict(snapshot.assignments), snapshot.version, status=400,
+                            backend_form=form)
+
     def act(post):
         data = {"model_id": post.get("model_id", "").strip(), "parameters": _int(post.get("parameters")),
                 "active_parameters": _int(post.get("active_parameters")),

@@ -65,16 +65,32 @@ RESULT_FIELDS = ["line", "id", "prompt", "category", "predicted_category", "conf
                  "fallback", "fallback_reason", "expert", "label", "correct"]
 
 
+ANSWER_FIELDS = ["answered_by", "answer_status", "answer_fallback_reason", "answer", "ttft_ms", "total_ms",
+                 "simulated"]
+
+
+def result_fields(batch):
+    return RESULT_FIELDS + ANSWER_FIELDS if batch.answer else RESULT_FIELDS
+
+
 def batch_results(batch):
-    """One dict per routed prompt, in upload order (streamed: a 100,000-prompt batch never sits in memory)."""
-    rows = (RoutingDecision.objects.filter(batch=batch).order_by("line")
-            .values_list("line", "external_id", "prompt", "category", "predicted_category", "confidence",
-                         "entropy", "margin", "fallback", "fallback_reason", "expert__name", "label"))
-    for line, ext, prompt, cat, pred, conf, ent, mar, fb, reason, expert, label in rows.iterator(chunk_size=2000):
-        yield {"line": line, "id": ext, "prompt": prompt, "category": cat, "predicted_category": pred,
+    """One dict per routed prompt, in upload order (streamed: a 100,000-prompt batch never sits in memory).
+    A batch run as "route and answer" adds the answer and who gave it."""
+    columns = ["line", "external_id", "prompt", "category", "predicted_category", "confidence", "entropy", "margin",
+               "fallback", "fallback_reason", "expert__name", "label"]
+    if batch.answer:
+        columns += ["answered_by__name", "calls__status", "answer_fallback_reason", "calls__response",
+                    "calls__ttft_ms", "calls__total_ms", "calls__simulated"]
+    rows = RoutingDecision.objects.filter(batch=batch).order_by("line").values_list(*columns)
+    for row in rows.iterator(chunk_size=2000):
+        line, ext, prompt, cat, pred, conf, ent, mar, fb, reason, expert, label = row[:12]
+        out = {"line": line, "id": ext, "prompt": prompt, "category": cat, "predicted_category": pred,
                "confidence": round(conf, 5), "entropy": round(ent, 5), "margin": round(mar, 5), "fallback": fb,
                "fallback_reason": reason, "expert": expert, "label": label,
                "correct": (cat == label) if label else None}
+        if batch.answer:
+            out.update(zip(ANSWER_FIELDS, row[12:]))
+        yield out
 
 
 def batch_accuracy(batch):
@@ -94,9 +110,11 @@ def dashboard_snapshot(window_s=60, feed=50, max_rows=20000):
     """What the dashboard shows, from the database: the page loads it on (re)connect to catch up.
 
     ``seconds``: per-second counts over the last ``window_s`` seconds (per expert, per category, fallbacks);
-    ``latencies``: routing latency of the newest decisions; ``feed``: newest decisions first.
+    ``latencies``: routing latency of the newest decisions; ``feed``: newest decisions first; ``serving``: how the
+    experts answered lately and their circuit breakers (experts.serving_selectors).
     """
     from experts.selectors import current_map
+    from experts.serving_selectors import serving_snapshot
 
     now = timezone.now()
     since = now - timedelta(seconds=window_s)
@@ -127,4 +145,5 @@ def dashboard_snapshot(window_s=60, feed=50, max_rows=20000):
         "experts": sorted(snapshot.expert_ids) if snapshot else [],
         "map_version": snapshot.version if snapshot else None,
         "router_version": router.version if router else None,
+        "serving": serving_snapshot(),
     }

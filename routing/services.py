@@ -100,12 +100,15 @@ def _publish_decisions(items):
     realtime.dashboard.add_decisions([{**item, "t": committed} for item in items])
 
 
-def route_prompts(prompts, source, *, fields=None, on_write=None):
+def route_prompts(prompts, source, *, fields=None, on_write=None, answer=None):
     """Route prompts in one batched call and store one RoutingDecision each (one transaction).
 
     Returns the public dicts, in input order. ``fields``: optional extra model fields per prompt (batch, line,
     external id, label). ``on_write``: optional callable run inside the write transaction before the insert;
     raising aborts the write (a batch chunk uses it to check its claim and mark itself done atomically).
+    ``answer``: optional callable(prompts, expert names) → (answers, write) run between routing and the write,
+    where ``answers`` holds per-prompt (answering expert pk, fallback reason) and ``write(decisions)`` stores the
+    expert calls inside the same transaction (a batch run as "route and answer").
     The dashboard hears about the decisions once the transaction commits.
     """
     row, router = active_router()
@@ -123,10 +126,17 @@ def route_prompts(prompts, source, *, fields=None, on_write=None):
             map_version_id=snapshot.version_id, router_id=row.pk, latency_ms=r.latency_ms,
             **(fields[i] if fields else {})))
         extras.append({"expert": expert_name, "map_version": snapshot.version, "router_version": row.version})
+    write_answers = None
+    if answer is not None:
+        answers, write_answers = answer(list(prompts), [e["expert"] for e in extras])
+        for decision, (expert_id, reason) in zip(decisions, answers):
+            decision.answered_by_id, decision.answer_fallback_reason = expert_id, reason[:40]
     with transaction.atomic():
         if on_write is not None:
             on_write()
         RoutingDecision.objects.bulk_create(decisions, batch_size=500)
+        if write_answers is not None:
+            write_answers(decisions)
         items = [feed_item(d, e["expert"]) for d, e in zip(decisions, extras)]
         transaction.on_commit(lambda: _publish_decisions(items))
     return [decision_dict(d, e) for d, e in zip(decisions, extras)]
@@ -184,11 +194,12 @@ def parse_prompt_list(values):
     return items
 
 
-def create_batch(items, name="", user=None):
-    """Store a batch and its chunks in one transaction; the chunks are queued for routing once it commits."""
-    size = settings.COE_BATCH_CHUNK_SIZE
+def create_batch(items, name="", user=None, answer=False):
+    """Store a batch and its chunks in one transaction; the chunks are queued for routing once it commits.
+    ``answer``: also ask each prompt's expert for an answer (smaller chunks: an answer takes seconds, a route ms)."""
+    size = settings.COE_BATCH_ANSWER_CHUNK_SIZE if answer else settings.COE_BATCH_CHUNK_SIZE
     with transaction.atomic():
-        batch = Batch.objects.create(name=name[:200], total=len(items), created_by=user,
+        batch = Batch.objects.create(name=name[:200], total=len(items), created_by=user, answer=answer,
                                      labelled=sum(1 for item in items if item[3]))
         chunks = BatchChunk.objects.bulk_create(
             BatchChunk(batch=batch, index=n, items=[list(item) for item in items[start:start + size]])
@@ -262,8 +273,13 @@ def route_claimed_chunk(chunk_id, token):
 
     fields = [{"batch_id": batch_id, "line": line, "external_id": ext, "label": label}
               for line, _, ext, label in items]
+    answer = None
+    if Batch.objects.filter(pk=batch_id, answer=True).exists():
+        from experts.answering import batch_answerer
+
+        answer = batch_answerer(heartbeat=lambda: _heartbeat(chunk_id, token))
     try:
-        route_prompts([item[1] for item in items], "batch", fields=fields, on_write=mark_done)
+        route_prompts([item[1] for item in items], "batch", fields=fields, on_write=mark_done, answer=answer)
         outcome = "done"
     except ClaimLost:
         return "lost"
@@ -272,6 +288,11 @@ def route_claimed_chunk(chunk_id, token):
         outcome = "failed"
     finish_batch_if_complete(batch_id)
     return outcome
+
+
+def _heartbeat(chunk_id, token):
+    """Renew a claim while its prompts are being answered, so a live worker is not taken for a dead one."""
+    BatchChunk.objects.filter(pk=chunk_id, status="claimed", claimed_by=token).update(claimed_at=timezone.now())
 
 
 def _fail_chunk(chunk_id, token, batch_id, items, message):
@@ -391,9 +412,6 @@ def demo_state():
     return {"running": running, "rate": _demo["rate"] if running else None, "batch": _demo["batch"] if running else None}
 
 
-def record_answers(rows):
-    """Note on each decision which expert answered and, when it was not the chosen one, why.
-    ``rows``: [(decision id, expert pk or None, fallback reason)]."""
-    for decision_id, expert_id, reason in rows:
-        RoutingDecision.objects.filter(pk=decision_id).update(answered_by_id=expert_id,
-                                                              answer_fallback_reason=reason[:40])
+def record_answer(decision_id, expert_id, reason):
+    """Note on a decision which expert answered and, when it was not the chosen one, why."""
+    RoutingDecision.objects.filter(pk=decision_id).update(answered_by_id=expert_id, answer_fallback_reason=reason[:40])

@@ -13,7 +13,7 @@ from experts.selectors import current_map
 from experts.models import Expert
 
 from .models import Batch
-from .selectors import (RESULT_FIELDS, NoActiveRouter, active_router_row, batch_accuracy, batch_results,
+from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, result_fields,
                         dashboard_snapshot, recent_batches)
 from .services import (BatchRejected, RoutingInputError, check_prompt, create_batch, demo_state, parse_prompt_list,
                        parse_upload, route_prompts, start_demo, stop_demo)
@@ -65,7 +65,12 @@ def _items_from_request(request):
             raise BatchRejected([{"line": 0, "message": f"the request is {request.META['CONTENT_LENGTH']} bytes; "
                                                         f"the limit is {limit} bytes (COE_BATCH_MAX_BYTES)"}])
         data = json_body(request)
+        if not isinstance(data.get("answer", False), bool):
+            raise BatchRejected([{"line": 0, "message": "'answer' must be true (route and answer) or false (route "
+                                                        "only)"}])
+        request.coe_answer = data.get("answer", False)
         return parse_prompt_list(data.get("prompts")), str(data.get("name") or "JSON list")
+    request.coe_answer = request.POST.get("answer") in ("1", "true", "on")
     upload = request.FILES.get("file")
     if upload is not None:
         if upload.size > limit:  # don't read an oversized file into memory
@@ -84,7 +89,7 @@ def batches(request):
     if request.method == "POST":
         try:
             items, name = _items_from_request(request)
-            batch = create_batch(items, name, request.user)
+            batch = create_batch(items, name, request.user, answer=request.coe_answer)
             return redirect("batch-detail", batch.pk)
         except BatchRejected as exc:
             errors, status = exc.errors, 400
@@ -124,15 +129,15 @@ def api_batches(request):
     except BatchRejected as exc:
         raise ApiError(400, "The upload was rejected whole; fix these lines and send it again.",
                        errors=exc.errors)
-    batch = create_batch(items, name, request.user)
-    return {"id": batch.pk, "total": batch.total}
+    batch = create_batch(items, name, request.user, answer=request.coe_answer)
+    return {"id": batch.pk, "total": batch.total, "answer": batch.answer}
 
 
 @api_view(["GET"])
 def api_batch(request, pk):
     batch = _batch_or_404(pk)
     return {"id": batch.pk, "status": batch.status, "done": batch.done, "total": batch.total,
-            "errors": batch.errors, "accuracy": batch_accuracy(batch) if batch.labelled else None}
+            "errors": batch.errors, "answer": batch.answer, "accuracy": batch_accuracy(batch) if batch.labelled else None}
 
 
 @api_view(["GET"])
@@ -145,15 +150,15 @@ def api_batch_results(request, pk):
     if fmt == "jsonl":
         body, ctype = (json.dumps(r, ensure_ascii=False) + "\n" for r in rows), "application/x-ndjson"
     else:
-        body, ctype = _csv_lines(rows), "text/csv"
+        body, ctype = _csv_lines(rows, result_fields(batch)), "text/csv"
     response = StreamingHttpResponse(body, content_type=f"{ctype}; charset=utf-8")
     response["Content-Disposition"] = f'attachment; filename="batch-{batch.pk}.{fmt}"'
     return response
 
 
-def _csv_lines(rows):
+def _csv_lines(rows, fields):
     buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, RESULT_FIELDS)
+    writer = csv.DictWriter(buffer, fields)
     writer.writeheader()
     for row in rows:
         writer.writerow(row)

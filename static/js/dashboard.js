@@ -19,7 +19,16 @@
     throughput: new Chart($("chart-throughput"), { type: "line",
       data: { labels: [], datasets: [{ label: "decisions/s", data: [], borderColor: "#3056d3", pointRadius: 0 }] },
       options: { animation: false, plugins: { legend: { display: false } }, scales: { y: { beginAtZero: true } } } }),
+    ttft: bars("chart-serving-ttft", [["p50", "#3056d3"], ["p95", "#93b4ff"]]),
+    total: bars("chart-serving-total", [["p50", "#12b76a"], ["p95", "#a6f4c5"]]),
+    errors: bars("chart-serving-errors", [["not answered", "#d92d20"], ["fallback", "#f79009"]], true),
   };
+
+  function bars(id, series, stacked) {
+    return new Chart($(id), { type: "bar", data: { labels: [], datasets: series.map(([label, color]) =>
+      ({ label, data: [], backgroundColor: color })) }, options: { animation: false,
+      scales: { x: { stacked: !!stacked }, y: { beginAtZero: true, stacked: !!stacked } } } });
+  }
 
   function add(t, s) {
     const key = Math.floor(t);
@@ -78,6 +87,95 @@
       return tr;
     });
     $("feed").tBodies[0].replaceChildren(...rows);
+    renderServing();
+  }
+
+  // --- Serving: answers per expert (ExpertCall) and circuit breakers. Same definitions as
+  // experts/serving_selectors.py: nearest-rank percentiles; a fallback is an error of the chosen expert.
+  let serving = { window_s: 900, experts: [], calls: [], truncated: false }, breakers = {}, refetch = null;
+  let loaded = new Set(); // ids in the last snapshot: a live item for one of them is already counted
+
+  function nearest(values, p) {
+    const s = [...values].sort((a, b) => a - b);
+    return s.length ? s[Math.max(0, Math.ceil(p * s.length) - 1)] : null;
+  }
+
+  function servingStats() {
+    serving.calls = serving.calls.filter((c) => c.t >= now() - serving.window_s);
+    const out = {};
+    const entry = (n) => out[n] || (out[n] = { calls: 0, errors: 0, fallbacks: 0, ttft: [], total: [], simulated: false });
+    for (const c of serving.calls) {
+      const chosen = entry(c.primary);
+      chosen.calls++;
+      if (c.status === "error" || c.status === "fallback") chosen.errors++;
+      if (c.status === "fallback") chosen.fallbacks++;
+      if (c.status !== "ok" && c.status !== "fallback") continue;
+      const answerer = entry(c.expert);
+      answerer.simulated = answerer.simulated || c.simulated;
+      if (c.ttft_ms != null) answerer.ttft.push(c.ttft_ms);
+      if (c.total_ms != null) answerer.total.push(c.total_ms);
+    }
+    return out;
+  }
+
+  function breakerState(b) { return b.until && now() >= b.until ? "half_open" : b.state; }
+
+  function renderServing() {
+    const stats = servingStats(), meta = {};
+    serving.experts.forEach((e) => { meta[e.name] = e; });
+    const names = [...new Set([...serving.experts.map((e) => e.name), ...Object.keys(stats), ...Object.keys(breakers)])];
+    const simulated = (n) => (meta[n] ? meta[n].simulated : (stats[n] || {}).simulated);
+    const labels = names.map((n) => (simulated(n) ? `${n} (simulated)` : n));
+    const row = (n) => stats[n] || { calls: 0, errors: 0, fallbacks: 0, ttft: [], total: [] };
+    const fmt = (v) => (v == null ? "–" : v.toFixed(0));
+    const fill = (chart, sets) => {
+      chart.data.labels = labels;
+      sets.forEach((f, i) => { chart.data.datasets[i].data = names.map((n) => f(row(n))); });
+      chart.update("none");
+    };
+    fill(charts.ttft, [(r) => nearest(r.ttft, 0.5), (r) => nearest(r.ttft, 0.95)]);
+    fill(charts.total, [(r) => nearest(r.total, 0.5), (r) => nearest(r.total, 0.95)]);
+    fill(charts.errors, [(r) => r.errors - r.fallbacks, (r) => r.fallbacks]);
+    $("serving-window").textContent = Math.round(serving.window_s / 60);
+    $("serving-truncated").hidden = !serving.truncated;
+    $("serving-table").tBodies[0].replaceChildren(...names.map((n) => {
+      const r = row(n), b = breakers[n], tr = document.createElement("tr");
+      tr.dataset.expert = n;
+      const cells = [n, meta[n] ? meta[n].backend : "", r.calls, `${fmt(nearest(r.ttft, 0.5))} / ${fmt(nearest(r.ttft, 0.95))}`,
+        `${fmt(nearest(r.total, 0.5))} / ${fmt(nearest(r.total, 0.95))}`,
+        r.calls ? `${((100 * r.errors) / r.calls).toFixed(1)}%` : "–", r.fallbacks, ""];
+      cells.forEach((v, i) => { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); });
+      if (simulated(n)) tr.cells[0].append(" ", badge("simulated", "sim"));
+      if (b) tr.cells[7].append(badge(`${breakerState(b).replace("_", "-")}${b.failures ? ` (${b.failures} failures)` : ""}`,
+        `breaker-${breakerState(b)}`));
+      else tr.cells[7].textContent = "–";
+      return tr;
+    }));
+  }
+
+  function badge(text, cls) {
+    const span = document.createElement("span");
+    span.className = `badge ${cls}`; span.textContent = text;
+    return span;
+  }
+
+  function setServing(s) { serving = s; breakers = { ...s.breakers }; loaded = new Set(s.calls.map((c) => c.id)); }
+
+  function refetchServing() { // a live fallback item without its chosen expert: reload the exact numbers
+    if (refetch) return;
+    refetch = setTimeout(() => fetch(root.dataset.snapshotUrl, { credentials: "same-origin" }).then((r) => r.json())
+      .then((s) => { setServing(s.serving); schedule(); }).finally(() => { refetch = null; }), 1000);
+  }
+
+  function addServing(data) {
+    for (const c of data.calls || []) {
+      if (loaded.has(c.id)) continue;
+      const primary = c.primary || (c.status === "fallback" ? null : c.expert);
+      if (primary) serving.calls.unshift({ ...c, primary }); else refetchServing();
+    }
+    for (const [name, b] of Object.entries(data.breakers || {})) {
+      breakers[name] = { ...b, until: b.state === "open" && b.retry_in_s != null ? now() + b.retry_in_s : null };
+    }
   }
 
   let pending = false;
@@ -91,6 +189,7 @@
       batches = {}; s.batches.forEach((b) => { batches[b.id] = b; });
       $("map-version").textContent = s.map_version ? `v${s.map_version}` : "none";
       $("router-version").textContent = s.router_version ? `v${s.router_version}` : "none";
+      setServing(s.serving);
       render();
     });
   }
@@ -106,6 +205,7 @@
         feed = data.decisions.concat(feed).slice(0, FEED);
       }
       Object.assign(batches, data.batches);
+      addServing(data);
       schedule();
     },
   });

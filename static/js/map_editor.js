@@ -1,4 +1,5 @@
-// Map editor: impact preview of the draft, a live "newer version exists" banner, and router retraining progress.
+// Map editor: impact preview of the draft, a live "newer version exists" banner, router retraining progress, and
+// expert backend forms that show only the chosen backend's settings.
 (function () {
   const form = document.getElementById("map-form");
   const base = Number(form.dataset.baseVersion);
@@ -73,6 +74,18 @@
     };
     setTimeout(poll, 2000);
   }
+
+  // Expert backend forms: show the settings of the chosen backend only (hidden ones are still sent, unchanged).
+  document.querySelectorAll(".backend-form").forEach((f) => {
+    const kind = f.querySelector("select[name=backend]");
+    const show = () => f.querySelectorAll("fieldset[data-backend]").forEach((fs) => {
+      fs.hidden = fs.dataset.backend !== "" && fs.dataset.backend !== kind.value;
+    });
+    kind.addEventListener("change", show);
+    show();
+  });
+  const refused = document.querySelector(".backend-form .expert-error");
+  if (refused) refused.scrollIntoView({block: "center"});
 
   if ($("preview-button")) $("preview-button").addEventListener("click", () => preview().catch((e) => alert(e.message)));
   if ($("retrain-button")) $("retrain-button").addEventListener("click", () => retrain().catch((e) => {
