@@ -5,28 +5,90 @@ publishes a new version through the same service as the in-app editor; an action
 """
 from django import forms
 from django.contrib import admin, messages
+from django.db import transaction
 
 from routing.selectors import active_categories
 
 from . import services
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
-from .selectors import current_map, current_version_number
+from .selectors import current_map, current_version_number, expert_dict
+from .views import BACKEND_GROUPS
+
+
+class _DryRun(Exception):
+    pass
+
+
+class ExpertForm(forms.ModelForm):
+    """Runs services.save_expert in a rolled-back savepoint while validating, so its refusals (an openai backend
+    without base_url, disabling a mapped expert, …) are shown on the form instead of after a 'saved' redirect."""
+
+    def clean(self):
+        data = super().clean()
+        name = self.instance.name if self.instance.pk else data.get("name")
+        if name and not self.errors:
+            try:
+                with transaction.atomic():
+                    services.save_expert(name, _expert_data(data), None)
+                    raise _DryRun
+            except _DryRun:
+                pass
+            except services.MapError as exc:
+                raise forms.ValidationError(str(exc))
+        return data
+
+
+def _expert_data(cleaned):
+    data = {f: cleaned[f] for f in services.EXPERT_FIELDS if f in cleaned}
+    if "generation" in data and data["generation"] is None:
+        data["generation"] = {}
+    return data
+
+
+SERVED_BY = {"openai": "Used when the backend is “OpenAI-compatible server”: an OpenAI-compatible HTTP server such "
+                       "as vLLM, TGI or llama.cpp. The API key is read from the named environment variable on the "
+                       "serving machines at call time; it is never stored or shown.",
+             "transformers": "Used when the backend is “Local transformers model”: the model is loaded in the web "
+                             "and worker processes.",
+             "simulated": "Used when the backend is “Simulated”: placeholder text at the speed the hardware simulator "
+                          "predicts, clearly labelled as simulated. No real model is called."}
 
 
 @admin.register(Expert)
 class ExpertAdmin(admin.ModelAdmin):
-    list_display = ("name", "model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length",
-                    "enabled")
-    list_filter = ("enabled",)
+    form = ExpertForm
+    list_display = ("name", "model_id", "parameters", "active_parameters", "context_length", "enabled", "backend",
+                    "api_key_set")
+    list_filter = ("enabled", "backend")
+    fieldsets = [
+        (None, {"fields": ("name", "model_id", "parameters", "active_parameters", "bytes_per_parameter",
+                           "context_length", "enabled", "description")}),
+        *[(title, {"fields": (*fields, "api_key_set") if kind == "openai" else fields,
+                   "description": SERVED_BY.get(kind, "Which backend answers for this expert, and the limits every "
+                                                      "backend's calls run under (retries happen only before the "
+                                                      "first token).")})
+          for title, kind, fields in BACKEND_GROUPS],
+    ]
+    help_texts = {"backend": "Where answers come from. Edits take effect on the next call, without a restart.",
+                  "connect_timeout_s": "Longest wait to open a connection to the server.",
+                  "max_retries": "Retries of the same expert before any token arrived; then the fallback expert "
+                                 "answers."}
+
+    def get_form(self, request, obj=None, **kwargs):
+        return super().get_form(request, obj, help_texts=self.help_texts, **kwargs)
 
     def get_readonly_fields(self, request, obj=None):
-        return ("name",) if obj else ()
+        return ("name", "api_key_set") if obj else ("api_key_set",)
+
+    @admin.display(boolean=True, description="API key set?")
+    def api_key_set(self, obj):
+        """Whether the named environment variable is set in this process (the key itself is never shown)."""
+        return bool(obj.pk) and expert_dict(obj)["backend"]["api_key_set"]
 
     def save_model(self, request, obj, form, change):
-        data = {f: form.cleaned_data[f] for f in services.EXPERT_FIELDS if f in form.cleaned_data}
         try:
-            saved = services.save_expert(obj.name, data, request.user)
-        except services.MapError as exc:
+            saved = services.save_expert(obj.name, _expert_data(form.cleaned_data), request.user)
+        except services.MapError as exc:  # changed since the form was validated
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return
         obj.pk = saved.pk

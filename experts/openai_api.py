@@ -9,6 +9,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
+from django.db import close_old_connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -24,6 +25,15 @@ from .selectors import experts as all_experts
 _background = set()  # recording tasks started after a client went away: keep them referenced until done
 
 
+def _db(fn):
+    """``fn`` as a coroutine run on the event loop's thread pool. Django's default (thread-sensitive) would start a
+    thread per request; pool threads keep their database connection, checked before each use like a request's."""
+    def call(*args, **kwargs):
+        close_old_connections()
+        return fn(*args, **kwargs)
+    return sync_to_async(call, thread_sensitive=False)
+
+
 async def _authenticate(request):
     """(user, rate-limit key) or ChatError 401/403."""
     header = request.headers.get("Authorization", "")
@@ -32,7 +42,7 @@ async def _authenticate(request):
         if scheme.lower() != "bearer" or not token.strip():
             raise ChatError(401, "Authorization header must be 'Bearer <token>'.", type="authentication_error",
                             code="invalid_api_key")
-        user = await sync_to_async(user_for_token)(token.strip())
+        user = await _db(user_for_token)(token.strip())
         if user is None:
             raise ChatError(401, "Invalid or revoked API token.", type="authentication_error",
                             code="invalid_api_key")
@@ -65,7 +75,7 @@ async def models_view(request):
         await _guard(request, "GET")
     except ChatError as exc:
         return exc.response()
-    experts = await sync_to_async(all_experts)()
+    experts = await _db(all_experts)()
     data = [{"id": answering.COE_MODEL, "object": "model", "created": 0, "owned_by": "coe",
              "coe": {"routed": True, "description": "routed by category to the mapped expert"}}]
     data += [{"id": e.name, "object": "model", "created": 0, "owned_by": "coe",
@@ -81,10 +91,10 @@ async def chat_completions_view(request):
     try:
         user = await _guard(request, "POST")
         chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES)
-        plan = await sync_to_async(answering.plan, thread_sensitive=False)(chat.model, chat.messages, source)
+        plan = await _db(answering.plan)(chat.model, chat.messages, source)
     except ChatError as exc:
         return exc.response()
-    record = sync_to_async(answering.record, thread_sensitive=False)
+    record = _db(answering.record)
     try:
         if not plan.candidates:
             raise AllExpertsFailed([])

@@ -1,0 +1,149 @@
+"""Benchmark: the /v1 endpoint's overhead over calling the upstream directly, and 50 concurrent streaming clients.
+
+Targets (issue 7): overhead p50 <= 20 ms excluding the router's own time; 50 concurrent streaming clients without
+errors, with per-token latency reported. Set-up: a local OpenAI-protocol upstream (tests/fakes/openai_server.py) in
+this process, the product served by Daphne in a subprocess (PostgreSQL, Redis), the official ``openai`` client.
+Overhead: the same request sent alternately to the upstream and to a named expert through our endpoint (a named
+expert is not routed, so the router's time is excluded by construction); the routed path (model ``coe``) is
+reported beside it. Run e.g.
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/coe_bench REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/bench_gateway.py [--requests 300] [--clients 50] [--tokens 64] [--token-ms 20]
+"""
+import argparse
+import asyncio
+import json
+import os
+import statistics
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import _live  # noqa: E402
+
+from tests.fakes.openai_server import FakeOpenAI  # noqa: E402
+
+EXPERT = "qwen2-7b-instruct"
+QUESTION = "Write a Python function that merges two sorted lists."
+
+
+def pct(values, q):
+    values = sorted(values)
+    return round(values[min(len(values) - 1, int(q * len(values)))], 2) if values else None
+
+
+def timed(fn, n):
+    out = []
+    for _ in range(n):
+        start = time.perf_counter()
+        fn()
+        out.append((time.perf_counter() - start) * 1000)
+    return out
+
+
+def overhead(direct, ours, n):
+    messages = [{"role": "user", "content": QUESTION}]
+    call_direct = lambda: direct.chat.completions.create(model="upstream", messages=messages)  # noqa: E731
+    call_named = lambda: ours.chat.completions.create(model=EXPERT, messages=messages)  # noqa: E731
+    call_coe = lambda: ours.chat.completions.create(model="coe", messages=messages)  # noqa: E731
+
+    def ttft(client, model):
+        start = time.perf_counter()
+        for chunk in client.chat.completions.create(model=model, messages=messages, stream=True):
+            if chunk.choices and chunk.choices[0].delta.content:
+                return (time.perf_counter() - start) * 1000
+
+    for fn in (call_direct, call_named, call_coe):
+        timed(fn, 20)  # warm-up: connections, router, caches
+    rows = {"direct": [], "named": [], "coe": [], "ttft_direct": [], "ttft_named": []}
+    for _ in range(n // 10):  # interleaved, so drift on a noisy machine hits both sides alike
+        rows["direct"] += timed(call_direct, 10)
+        rows["named"] += timed(call_named, 10)
+        rows["coe"] += timed(call_coe, 5)
+        rows["ttft_direct"] += [ttft(direct, "upstream") for _ in range(5)]
+        rows["ttft_named"] += [ttft(ours, EXPERT) for _ in range(5)]
+    p = {k: statistics.median(v) for k, v in rows.items()}
+    return {"requests_each": len(rows["direct"]),
+            "direct_p50_ms": round(p["direct"], 2), "via_endpoint_p50_ms": round(p["named"], 2),
+            "overhead_p50_ms": round(p["named"] - p["direct"], 2),
+            "overhead_p95_ms": round(pct(rows["named"], 0.95) - pct(rows["direct"], 0.95), 2),
+            "stream_ttft_overhead_p50_ms": round(p["ttft_named"] - p["ttft_direct"], 2),
+            "routed_coe_p50_ms": round(p["coe"], 2), "router_and_record_p50_ms": round(p["coe"] - p["named"], 2)}
+
+
+async def streaming_clients(base_url, token, clients, rounds):
+    import openai
+
+    client = openai.AsyncOpenAI(base_url=base_url, api_key=token, max_retries=0, timeout=120)
+    ttft, gaps, totals, errors, tokens = [], [], [], [], 0
+
+    async def one(i):
+        nonlocal tokens
+        for r in range(rounds):
+            start = last = time.perf_counter()
+            first = True
+            try:
+                stream = await client.chat.completions.create(
+                    model="coe", stream=True, messages=[{"role": "user", "content": f"{QUESTION} ({i}.{r})"}])
+                async for chunk in stream:
+                    if not (chunk.choices and chunk.choices[0].delta.content):
+                        continue
+                    now = time.perf_counter()
+                    (ttft if first else gaps).append((now - last) * 1000)
+                    first, last = False, now
+                    tokens += 1
+                totals.append((time.perf_counter() - start) * 1000)
+            except Exception as exc:  # counted and reported: the target is zero
+                errors.append(f"{type(exc).__name__}: {exc}"[:200])
+
+    start = time.perf_counter()
+    await asyncio.gather(*(one(i) for i in range(clients)))
+    wall = time.perf_counter() - start
+    await client.close()
+    return {"clients": clients, "streams": clients * rounds, "errors": len(errors), "first_errors": errors[:3],
+            "ttft_p50_ms": pct(ttft, 0.5), "ttft_p95_ms": pct(ttft, 0.95),
+            "per_token_p50_ms": pct(gaps, 0.5), "per_token_p95_ms": pct(gaps, 0.95),
+            "per_token_p99_ms": pct(gaps, 0.99), "stream_total_p50_ms": pct(totals, 0.5),
+            "tokens_per_s": round(tokens / wall, 1), "wall_s": round(wall, 1)}
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--requests", type=int, default=300)
+    parser.add_argument("--clients", type=int, default=50)
+    parser.add_argument("--rounds", type=int, default=2, help="streams per client")
+    parser.add_argument("--tokens", type=int, default=64, help="tokens per streamed answer")
+    parser.add_argument("--token-ms", type=float, default=20.0, help="upstream pause between tokens")
+    args = parser.parse_args()
+    os.environ["COE_RATE_LIMIT_PER_MIN"] = "0"  # the bench is one token sending thousands of requests
+    _live.setup_django()
+    import openai
+    from django.contrib.auth import get_user_model
+
+    from access.services import create_api_token
+    from experts.services import save_expert
+    from experts.selectors import current_map
+
+    user, _ = get_user_model().objects.get_or_create(username="bench-gateway")
+    token = create_api_token(user.username)
+    with FakeOpenAI() as upstream:
+        for name in set(current_map().assignments.values()) | {EXPERT}:
+            save_expert(name, {"backend": "openai", "base_url": upstream.base_url, "upstream_model": "upstream",
+                               "max_retries": 0, "timeout_s": 120.0, "first_token_timeout_s": 30.0})
+        proc, port = _live.start_daphne()
+        base = f"http://127.0.0.1:{port}/v1"
+        try:
+            upstream.behaviour.update(tokens=["word"] * 16, per_token_delay_s=0.0)
+            direct = openai.OpenAI(base_url=upstream.base_url, api_key="x", max_retries=0)
+            ours = openai.OpenAI(base_url=base, api_key=token, max_retries=0)
+            result = {"overhead": overhead(direct, ours, args.requests)}
+            upstream.behaviour.update(tokens=["word"] * args.tokens, per_token_delay_s=args.token_ms / 1000)
+            result["streaming"] = asyncio.run(streaming_clients(base, token, args.clients, args.rounds))
+            result["streaming"]["upstream_token_ms"] = args.token_ms
+            result["daphne_rss_mb"] = round(_live.rss_mb(proc.pid), 1)
+        finally:
+            _live.stop(proc)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()
