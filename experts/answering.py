@@ -205,6 +205,7 @@ def record(plan, *, source, user=None, stream=False, answered_by="", fallback_re
 
 def call_item(call, expert_name):
     """The compact, JSON-safe shape of an expert call on the live dashboard."""
-    return {"id": call.pk, "expert": expert_name, "status": call.status, "fallback_reason": call.fallback_reason,
+    return {"id": call.pk, "expert": expert_name, "primary": call.primary.name if call.primary else expert_name,
+            "status": call.status, "fallback_reason": call.fallback_reason,
             "ttft_ms": call.ttft_ms, "total_ms": call.total_ms, "simulated": call.simulated,
             "tokens": call.completion_tokens, "t": time.time()}

@@ -55,7 +55,8 @@ def test_route_and_answer_streams_a_simulated_answer(page, asgi, user):
     assert float(page.inner_text("#a-ttft")) <= float(page.inner_text("#a-total"))
     assert not page.is_visible("#a-error")
     call = ExpertCall.objects.get()
-    assert (call.source, call.status, call.expert.name, call.stream, call.simulated) == ("page", "ok", CODER, True, True)
+    assert (call.source, call.status, call.expert.name, call.stream, call.simulated) == \
+        ("page", "ok", CODER, True, True)
     assert page.inner_text("#a-text") == call.response  # every streamed piece arrived, in order
 
     page.click("#route-form button[type=submit]")  # the route-only form still works beside it
@@ -131,13 +132,23 @@ def test_dashboard_serving_panel_catches_up_then_folds_live_calls(page, live_ser
         assert row.locator(".badge.breaker-open").count() == 1
         assert page.evaluate("Chart.getChart('chart-serving-errors').data.labels").count(f"{CODER} (simulated)") == 1
 
-        sockets[0].send(json.dumps({"event": "dashboard.summary", "data": {
-            "t": time.time(), "count": 0, "batches": {}, "breakers": {CODER: {"state": "closed", "failures": 0}},
-            "calls": [{"id": 10 ** 6, "expert": CODER, "primary": CODER, "status": "error", "fallback_reason": "timeout",
-                       "ttft_ms": None, "total_ms": 900.0, "simulated": True, "tokens": 0, "t": time.time()}]}}))
+        def summary(calls, breakers=None):
+            sockets[0].send(json.dumps({"event": "dashboard.summary", "data": {
+                "t": time.time(), "count": 0, "batches": {}, "breakers": breakers, "calls": calls}}))
+
+        unanswered = {"id": 10 ** 6, "expert": CODER, "primary": CODER, "status": "error", "fallback_reason": "timeout",
+                      "ttft_ms": None, "total_ms": 900.0, "simulated": True, "tokens": 0, "t": time.time()}
+        summary([unanswered], {CODER: {"state": "closed", "failures": 0}})
         row.locator(".badge.breaker-closed").wait_for()
         cells = row.locator("td").all_inner_texts()
         assert cells[2] == "5" and cells[5] == "40.0%"
+
+        # A fallback item that does not name the chosen expert: the page reloads the exact numbers instead.
+        fallback = _call("fallback", CODER, "gemma-2-9b-it", ttft=45.0, total=450.0)
+        summary([{**unanswered, "id": fallback.pk, "expert": "gemma-2-9b-it", "primary": None, "status": "fallback"}])
+        page.wait_for_function(f"""document.querySelector("#serving-table tr[data-expert='{CODER}']")
+            .cells[6].textContent === '2'""")
+        assert row.locator("td").all_inner_texts()[2] == "5"  # 5 stored calls; the live-only error is gone
     finally:
         cache.delete_many(["breakers:index", "breakers:test-proc"])
 
