@@ -6,6 +6,7 @@ previous user message is put in front of it, so "and in Rust?" after a coding qu
 System prompts and the assistant's own turns never route: they say how to answer, not what is asked.
 """
 import asyncio
+import contextlib
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -187,7 +188,8 @@ def record(plan, *, source, user=None, stream=False, answered_by="", fallback_re
 
     expert = plan.experts.get(answered_by)
     usage = usage or {}
-    with transaction.atomic():
+    # Two writes (call + decision) need a transaction; one does not (saves two round trips on direct calls).
+    with transaction.atomic() if plan.decision else contextlib.nullcontext():
         call = ExpertCall.objects.create(
             source=source, user=user if getattr(user, "pk", None) else None,
             decision_id=plan.decision["id"] if plan.decision else None, requested_model=plan.requested[:100],

@@ -54,14 +54,23 @@ def breakers():
         return _board
 
 
+_shared = {"states": None, "at": 0.0}
+SHARE_EVERY_S = 10.0
+
+
 def share_breakers():
-    """Store this process's breaker snapshot in the shared cache so the dashboard can show every process's view."""
+    """Store this process's breaker snapshot in the shared cache so the dashboard can show every process's view.
+
+    Written when a breaker's state changes, else at most every SHARE_EVERY_S (it expires after BREAKER_TTL_S): not
+    a cache round trip per answer."""
     snapshot = breakers().snapshot()
-    if snapshot:
-        cache.set(BREAKER_KEY.format(f"{os.uname().nodename}:{os.getpid()}"),
-                  {"at": time.time(), "experts": snapshot}, BREAKER_TTL_S)
-        index = set(cache.get("breakers:index") or ())
+    states = {name: (b.get("state"), b.get("failures")) for name, b in snapshot.items()}
+    now = time.time()
+    if snapshot and (states != _shared["states"] or now - _shared["at"] > SHARE_EVERY_S):
         me = f"{os.uname().nodename}:{os.getpid()}"
+        cache.set(BREAKER_KEY.format(me), {"at": now, "experts": snapshot}, BREAKER_TTL_S)
+        index = set(cache.get("breakers:index") or ())
         if me not in index:
             cache.set("breakers:index", sorted(index | {me}), None)
+        _shared.update(states=states, at=now)
     return snapshot

@@ -9,7 +9,7 @@ import time
 
 from asgiref.sync import sync_to_async
 from django.conf import settings
-from django.db import close_old_connections
+from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
@@ -18,7 +18,7 @@ from access.services import user_for_token
 
 from . import answering, backend_registry, ratelimit
 from .backends import BackendError
-from .backends.dispatch import AllExpertsFailed, open_stream
+from .backends.dispatch import AllExpertsFailed, complete_first, open_stream
 from .openai_format import ChatError, chunk, coe_headers, completion, parse_chat_request, sse
 from .selectors import experts as all_experts
 
@@ -27,27 +27,31 @@ _background = set()  # recording tasks started after a client went away: keep th
 
 def _db(fn):
     """``fn`` as a coroutine run on the event loop's thread pool. Django's default (thread-sensitive) would start a
-    thread per request; pool threads keep their database connection, checked before each use like a request's."""
+    thread per request; pool threads keep their database connection. Before each use a connection that had an
+    error (e.g. the database restarted) or outlived ``CONN_MAX_AGE`` is checked and replaced, as Django does per
+    request — without Django's per-request ping of healthy connections, a round trip on every call."""
     def call(*args, **kwargs):
-        close_old_connections()
+        for conn in connections.all(initialized_only=True):
+            if conn.errors_occurred or (conn.close_at is not None and time.monotonic() >= conn.close_at):
+                conn.close_if_unusable_or_obsolete()
         return fn(*args, **kwargs)
     return sync_to_async(call, thread_sensitive=False)
 
 
-async def _authenticate(request):
-    """(user, rate-limit key) or ChatError 401/403."""
+def _authenticate(request):
+    """(user, rate-limit key) or ChatError 401/403. Sync: runs in the request's one database hop."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ChatError(401, "Authorization header must be 'Bearer <token>'.", type="authentication_error",
                             code="invalid_api_key")
-        user = await _db(user_for_token)(token.strip())
+        user = user_for_token(token.strip())
         if user is None:
             raise ChatError(401, "Invalid or revoked API token.", type="authentication_error",
                             code="invalid_api_key")
         return user, f"token:{token.strip()[-12:]}:{user.pk}"
-    user = await request.auser()
+    user = request.user
     if not user.is_authenticated:
         raise ChatError(401, "Authentication required: send 'Authorization: Bearer <token>' (manage.py "
                              "create_api_token).", type="authentication_error", code="invalid_api_key")
@@ -57,11 +61,12 @@ async def _authenticate(request):
     return user, f"user:{user.pk}"
 
 
-async def _guard(request, method):
+def _guard(request, method):
+    """Method, credentials and the rate limit, in that order (sync, inside the request's database hop)."""
     if request.method != method:
         raise ChatError(405, f"Method {request.method} not allowed; use {method}.")
-    user, key = await _authenticate(request)
-    retry_after = await ratelimit.check(key, settings.COE_RATE_LIMIT_PER_MIN)
+    user, key = _authenticate(request)
+    retry_after = ratelimit.check(key, settings.COE_RATE_LIMIT_PER_MIN)
     if retry_after:
         raise ChatError(429, f"Rate limit of {settings.COE_RATE_LIMIT_PER_MIN} requests per minute reached "
                              f"(COE_RATE_LIMIT_PER_MIN); retry in {retry_after} s.", type="rate_limit_error",
@@ -69,13 +74,24 @@ async def _guard(request, method):
     return user
 
 
+def _begin_models(request):
+    _guard(request, "GET")
+    return all_experts()
+
+
+def _begin_chat(request, source):
+    """Everything before an expert is called, in one thread hop: auth, rate limit, parsing, routing, candidates."""
+    user = _guard(request, "POST")
+    chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES)
+    return user, chat, answering.plan(chat.model, chat.messages, source)
+
+
 @csrf_exempt
 async def models_view(request):
     try:
-        await _guard(request, "GET")
+        experts = await _db(_begin_models)(request)
     except ChatError as exc:
         return exc.response()
-    experts = await _db(all_experts)()
     data = [{"id": answering.COE_MODEL, "object": "model", "created": 0, "owned_by": "coe",
              "coe": {"routed": True, "description": "routed by category to the mapped expert"}}]
     data += [{"id": e.name, "object": "model", "created": 0, "owned_by": "coe",
@@ -88,18 +104,22 @@ async def models_view(request):
 @csrf_exempt
 async def chat_completions_view(request):
     source = "page" if "Authorization" not in request.headers else "api"
+    t0 = time.perf_counter()
     try:
-        user = await _guard(request, "POST")
-        chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES)
-        plan = await _db(answering.plan)(chat.model, chat.messages, source)
+        user, chat, plan = await _db(_begin_chat)(request, source)
     except ChatError as exc:
         return exc.response()
+    t1 = time.perf_counter()
     record = _db(answering.record)
     try:
         if not plan.candidates:
             raise AllExpertsFailed([])
-        opened = await open_stream(plan.candidates, chat.messages, breakers=backend_registry.breakers(),
-                                   **chat.options)
+        if chat.stream:
+            opened = await open_stream(plan.candidates, chat.messages, breakers=backend_registry.breakers(),
+                                       **chat.options)
+        else:  # ask upstreams for whole answers too: no stream to parse, and a failure at any point can fall back
+            opened, answer = await complete_first(plan.candidates, chat.messages,
+                                                  breakers=backend_registry.breakers(), **chat.options)
     except AllExpertsFailed as exc:
         await record(plan, source=source, user=user, stream=chat.stream, status="error", error=exc.message,
                      attempts=exc.attempts, fallback_reason=exc.attempts[0].error_kind if exc.attempts else "")
@@ -108,23 +128,16 @@ async def chat_completions_view(request):
     coe = plan.coe(opened.expert, opened.fallback_reason)
     status = "fallback" if opened.expert != plan.primary.name else "ok"
     done = dict(source=source, user=user, stream=chat.stream, answered_by=opened.expert,
-                fallback_reason=opened.fallback_reason, attempts=opened.attempts, ttft_ms=opened.ttft_ms)
+                fallback_reason=opened.fallback_reason, attempts=opened.attempts,
+                ttft_ms=opened.ttft_ms if chat.stream else None)  # a whole answer has no first-token time
     if not chat.stream:
-        parts, last = [opened.first.text], opened.first
-        try:
-            async for delta in opened.rest:
-                parts.append(delta.text)
-                last = delta
-        except BackendError as exc:
-            await record(plan, **done, status="error", error=f"failed mid-answer: {exc.message}",
-                         text="".join(parts), total_ms=_ms(plan))
-            return ChatError(502, f"Expert {opened.expert} failed mid-answer: {exc.message}", type="api_error",
-                             code="expert_failed").response()
-        text = "".join(parts)
-        usage = last.usage or _usage(chat.messages, text)
-        await record(plan, **done, status=status, text=text, usage=usage, total_ms=_ms(plan))
-        response = JsonResponse(completion(plan.completion_id, chat.model, text, last.finish_reason or "stop",
-                                           usage, coe))
+        usage = answer.usage or _usage(chat.messages, answer.text)
+        t2 = time.perf_counter()
+        await record(plan, **done, status=status, text=answer.text, usage=usage, total_ms=_ms(plan))
+        response = JsonResponse(completion(plan.completion_id, chat.model, answer.text,
+                                           answer.finish_reason or "stop", usage, coe))
+        response["Server-Timing"] = (f"prepare;dur={(t1 - t0) * 1e3:.1f}, expert;dur={(t2 - t1) * 1e3:.1f}, "
+                                     f"record;dur={(time.perf_counter() - t2) * 1e3:.1f}")
     else:
         response = StreamingHttpResponse(_events(plan, chat, opened, coe, status, done, record),
                                          content_type="text/event-stream")

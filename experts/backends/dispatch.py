@@ -84,11 +84,10 @@ async def _rest(name: str, agen, breakers: BreakerBoard):
         await agen.aclose()
 
 
-async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
-                      max_retries: int | None = None, backoff_s: float | None = None, sleep=asyncio.sleep,
-                      **gen_kwargs) -> Opened:
-    """Start streaming from the first candidate that produces a first delta; see the module docstring.
-    Raises AllExpertsFailed (kind "unavailable") when none does."""
+async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, max_retries, backoff_s, sleep):
+    """The retry / breaker / fallback loop shared by streaming and whole answers (see the module docstring).
+    ``start_attempt(name, backend)`` → awaitable of the attempt's result; returns (index, name, result, attempts,
+    fallback reason, ms to success)."""
     start = time.perf_counter()
     attempts: list[Attempt] = []
     fallback_reason = ""
@@ -105,23 +104,18 @@ async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breake
                     reason = "breaker_open"
                 break
             t0 = time.perf_counter()
-            agen = backend.stream(messages, **gen_kwargs)
             try:
-                async with asyncio.timeout(cfg.first_token_timeout_s):
-                    first = await anext(agen)
-            except (BackendError, TimeoutError, StopAsyncIteration) as exc:
-                await agen.aclose()
-                error = _as_backend_error(exc, name, cfg.first_token_timeout_s)
+                result = await start_attempt(name, backend)
+            except BackendError as exc:
+                error = exc
             except BaseException:  # cancelled (client went away) or a bug: not the expert's health
                 breaker.release()
-                await agen.aclose()
                 raise
             else:
                 breaker.record_success()
                 now = time.perf_counter()
                 attempts.append(Attempt(name, True, elapsed_ms=(now - t0) * 1e3))
-                return Opened(name, fallback_reason if index else "", attempts, first, (now - start) * 1e3,
-                              _rest(name, agen, breakers))
+                return index, name, result, attempts, fallback_reason if index else "", (now - start) * 1e3
             attempts.append(Attempt(name, False, error.kind, error.message, (time.perf_counter() - t0) * 1e3))
             reason = error.kind
             if error.kind == "bad_request":
@@ -134,6 +128,53 @@ async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breake
         if index == 0:
             fallback_reason = reason
     raise AllExpertsFailed(attempts)
+
+
+async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
+                      max_retries: int | None = None, backoff_s: float | None = None, sleep=asyncio.sleep,
+                      **gen_kwargs) -> Opened:
+    """Start streaming from the first candidate that produces a first delta; see the module docstring.
+    Raises AllExpertsFailed (kind "unavailable") when none does."""
+    async def first_delta(name, backend):
+        agen = backend.stream(messages, **gen_kwargs)
+        try:
+            async with asyncio.timeout(backend.config.first_token_timeout_s):
+                return agen, await anext(agen)
+        except (BackendError, TimeoutError, StopAsyncIteration) as exc:
+            await agen.aclose()
+            raise _as_backend_error(exc, name, backend.config.first_token_timeout_s) from None
+        except BaseException:
+            await agen.aclose()
+            raise
+
+    _, name, (agen, first), attempts, reason, ms = await _first_success(
+        candidates, first_delta, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep)
+    return Opened(name, reason, attempts, first, ms, _rest(name, agen, breakers))
+
+
+async def complete_first(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
+                         max_retries: int | None = None, backoff_s: float | None = None, sleep=asyncio.sleep,
+                         **gen_kwargs) -> tuple[Opened, Completion]:
+    """The non-streaming twin of open_stream: each attempt is one whole ``complete()`` call (bounded by the
+    backend's ``timeout_s``), with the same retry, breaker and fallback rules. For callers that want the whole
+    answer (the endpoint without ``stream``, batches), so an upstream is asked exactly the way the client asked.
+    The returned Opened's ``first`` holds the whole answer, ``ttft_ms`` the time to it, and ``rest`` is empty."""
+    async def whole(name, backend):
+        try:
+            async with asyncio.timeout(backend.config.timeout_s):
+                return await backend.complete(messages, **gen_kwargs)
+        except TimeoutError:
+            raise BackendError(f"expert {name!r} gave no answer within {backend.config.timeout_s:g} s",
+                               kind="timeout", retryable=True) from None
+
+    _, name, done, attempts, reason, ms = await _first_success(
+        candidates, whole, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep)
+    return Opened(name, reason, attempts, Delta(done.text, done.finish_reason, done.usage), ms, _empty()), done
+
+
+async def _empty():
+    return
+    yield  # an async generator with nothing in it
 
 
 def _as_backend_error(exc: BaseException, name: str, first_token_timeout_s: float) -> BackendError:

@@ -8,7 +8,7 @@ import pytest_asyncio
 
 from experts.backends import (AllExpertsFailed, Backend, BackendConfig, BackendError, BreakerBoard, CircuitBreaker,
                               Delta, complete_with_fallback, make_backend, open_stream)
-from experts.backends.dispatch import backoff_delay
+from experts.backends.dispatch import backoff_delay, complete_first
 from experts.backends.openai_http import aclose_shared_client
 from tests.fakes.openai_server import FakeOpenAI, closed_port
 
@@ -232,6 +232,22 @@ async def test_complete_with_fallback_collects_the_answer():
                                                 MSGS, breakers=BreakerBoard(), max_retries=0)
     assert (opened.expert, opened.fallback_reason) == ("b", "connection")
     assert (done.text, done.finish_reason, done.usage["completion_tokens"]) == ("b: answer", "stop", 2)
+
+
+@pytest.mark.asyncio
+async def test_complete_first_asks_for_whole_answers_with_the_same_rules():
+    board = BreakerBoard(failure_threshold=2)
+    primary = Scripted("a", err("upstream", status=500), "drop", "ok", timeout_s=5)
+    opened, done = await complete_first([("a", primary), ("b", Scripted("b", "ok"))], MSGS, breakers=board,
+                                        max_retries=1, backoff_s=0.0)
+    # a failure part-way through a whole answer is just a failed attempt: nothing was sent yet, so it falls back
+    assert (opened.expert, opened.fallback_reason, done.text) == ("b", "connection", "b: answer")
+    assert [(a.expert, a.error_kind) for a in opened.attempts] == [("a", "upstream"), ("a", "connection"), ("b", "")]
+    assert board.get("a").state == "open" and [d async for d in opened.rest] == []
+    slow = Scripted("c", "hang", timeout_s=0.05, first_token_timeout_s=10)
+    with pytest.raises(AllExpertsFailed) as failed:
+        await complete_first([("c", slow)], MSGS, breakers=BreakerBoard(), max_retries=0)
+    assert failed.value.attempts[0].error_kind == "timeout"
 
 
 # -- dispatch over real sockets ------------------------------------------------------------------------

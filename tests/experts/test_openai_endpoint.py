@@ -81,7 +81,9 @@ def test_coe_routes_and_the_chosen_expert_answers(client, fake):
     call = ExpertCall.objects.get()
     assert (call.status, call.expert.name, call.decision_id, call.stream) == ("ok", coding_expert, coe["decision_id"],
                                                                               False)
-    assert call.ttft_ms > 0 and call.total_ms >= call.ttft_ms and call.completion_tokens == reply.usage.completion_tokens
+    assert call.ttft_ms is None and call.total_ms > 0  # a whole answer was asked for: no first-token time
+    assert call.completion_tokens == reply.usage.completion_tokens
+    assert upstream["body"]["stream"] is False  # asked upstream the way the client asked us
     assert RoutingDecision.objects.get(pk=coe["decision_id"]).answered_by.name == coding_expert
 
 
@@ -99,6 +101,7 @@ def test_streaming_answer_with_usage(client, fake):
     assert chunks[-1].usage.completion_tokens > 0 and not chunks[-1].choices
     call = ExpertCall.objects.get()
     assert call.stream and call.status == "ok" and call.response == text
+    assert 0 < call.ttft_ms <= call.total_ms
 
 
 def test_a_named_expert_is_called_directly_without_routing(client, fake):
@@ -158,14 +161,24 @@ def test_breaker_opens_after_repeated_failures_and_stops_calling_the_expert(clie
     assert len(fake.requests) == seen  # the open breaker spared the failing upstream
 
 
-def test_slow_first_token_times_out_and_falls_back(client, fake):
+def test_slow_first_token_times_out_and_a_stream_falls_back(client, fake):
     chosen, general = expert_for("coding"), expert_for("general")
     use_fake(chosen, fake, max_retries=0, first_token_timeout_s=0.5)
     serve_with(general, backend="simulated", sim_time_scale=0.0)
     fake.behaviour.update(mode="slow_first_token", delay_s=5)
+    chunks = list(client.chat.completions.create(model="coe", messages=[{"role": "user", "content": CODING}],
+                                                 stream=True))
+    coe = chunks[0].model_extra["coe"]
+    assert (coe["fallback_reason"], coe["expert"]) == ("timeout", general)
+
+
+def test_whole_answer_past_its_timeout_falls_back(client, fake):
+    chosen, general = expert_for("coding"), expert_for("general")
+    use_fake(chosen, fake, max_retries=0, timeout_s=0.5)
+    serve_with(general, backend="simulated", sim_time_scale=0.0)
+    fake.behaviour.update(mode="slow", delay_s=5)
     reply = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": CODING}])
-    assert reply.model_extra["coe"]["fallback_reason"] == "timeout"
-    assert reply.model_extra["coe"]["expert"] == general
+    assert (reply.model_extra["coe"]["fallback_reason"], reply.model_extra["coe"]["expert"]) == ("timeout", general)
 
 
 def test_every_expert_down_is_a_503_in_openai_format(client):
