@@ -34,5 +34,22 @@ class StaticFilesMiddleware:
         if request.path_info.startswith(self.whitenoise.static_prefix):
             static_file = await sync_to_async(self._static_file, thread_sensitive=False)(request)
             if static_file is not None:
-                return await sync_to_async(self.whitenoise.serve, thread_sensitive=False)(static_file, request)
+                return await sync_to_async(self._serve, thread_sensitive=False)(static_file, request)
         return await self.get_response(request)
+
+    def _serve(self, static_file, request):
+        """WhiteNoise's response, its body read here (static files are small) and handed over as an async iterator,
+        which is what Django's ASGI handler streams without falling back to a thread per chunk."""
+        response = self.whitenoise.serve(static_file, request)
+        if response.streaming:
+            chunks = list(response.streaming_content)
+            if hasattr(response, "file_to_stream"):
+                response.file_to_stream.close()
+                response.file_to_stream = None
+
+            async def body():
+                for chunk in chunks:
+                    yield chunk
+
+            response.streaming_content = body()
+        return response

@@ -4,6 +4,7 @@ In-process, so the test database, settings overrides and per-process state (circ
 test; over a real socket, so clients (the official ``openai`` package, browsers) speak real HTTP, SSE included.
 """
 import contextlib
+import gc
 import socket
 import threading
 import time
@@ -36,3 +37,4 @@ def asgi_server():
     finally:
         server.should_exit = True
         thread.join(10)
+        gc.collect()  # the server's pool threads are gone: free their database connections now, not at exit
