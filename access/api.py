@@ -41,17 +41,26 @@ def _authenticate(request):
             raise ApiError(403, "CSRF check failed: send the X-CSRFToken header with session authentication.")
 
 
+def parse_json_object(raw):
+    """Bytes → a JSON object (dict), or ValueError with a message a client can act on (shared by every API)."""
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ValueError("Request body is not valid UTF-8.") from None
+    except json.JSONDecodeError as exc:
+        raise ValueError(f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") \
+            from None
+    if not isinstance(data, dict):
+        raise ValueError("Request body must be a JSON object.")
+    return data
+
+
 def json_body(request):
     """Parse the request body as a JSON object or raise a 400 saying what is wrong."""
     try:
-        data = json.loads(request.body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ApiError(400, "Request body is not valid UTF-8.")
-    except json.JSONDecodeError as exc:
-        raise ApiError(400, f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
-    if not isinstance(data, dict):
-        raise ApiError(400, "Request body must be a JSON object.")
-    return data
+        return parse_json_object(request.body)
+    except ValueError as exc:
+        raise ApiError(400, str(exc))
 
 
 def api_view(methods):

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field
 
 from django.http import JsonResponse
 
+from access.api import parse_json_object
+
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 
 
@@ -71,13 +73,9 @@ def parse_chat_request(body, max_bytes):
     if len(body) > max_bytes:
         raise ChatError(413, f"Request body is {len(body)} bytes; the limit is {max_bytes} (COE_CHAT_MAX_BYTES).")
     try:
-        data = json.loads(body.decode("utf-8"))
-    except UnicodeDecodeError:
-        raise ChatError(400, "Request body is not valid UTF-8.")
-    except json.JSONDecodeError as exc:
-        raise ChatError(400, f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).")
-    if not isinstance(data, dict):
-        raise ChatError(400, "Request body must be a JSON object.")
+        data = parse_json_object(body)
+    except ValueError as exc:
+        raise ChatError(400, str(exc))
     model = data.get("model")
     if not isinstance(model, str) or not model:
         raise ChatError(400, "'model' is required: 'coe' (routed) or an expert's name (GET /v1/models).",

@@ -33,14 +33,17 @@ def page(browser):
     context.close()
 
 
+def sign_in(page, url, username="operator", password="operator-pass-123"):
+    """Log a user in through the real login form of the server at ``url``."""
+    page.goto(f"{url}/accounts/login/")
+    page.fill("#id_username", username)
+    page.fill("#id_password", password)
+    page.click("button[type=submit]")
+    page.wait_for_url(f"{url}/")
+    return page
+
+
 @pytest.fixture
 def login(page, live_server):
-    """Log a user in through the real login form; returns a function(username, password)."""
-    def do(username, password):
-        page.goto(f"{live_server.url}/accounts/login/")
-        page.fill("#id_username", username)
-        page.fill("#id_password", password)
-        page.click("button[type=submit]")
-        page.wait_for_url(f"{live_server.url}/")
-        return page
-    return do
+    """Log a user in on pytest-django's live server; returns a function(username, password)."""
+    return lambda username, password: sign_in(page, live_server.url, username, password)

@@ -6,6 +6,7 @@ import time
 
 import pytest
 
+from tests.browser.conftest import sign_in
 from tests.servers import asgi_server
 
 CODING = "Write a Rust function that reverses a singly linked list in place."
@@ -27,15 +28,6 @@ def asgi(transactional_db, active_router):
     with asgi_server() as url:
         yield url
     backend_registry._board = None
-
-
-def sign_in(page, url, username="operator", password="operator-pass-123"):
-    page.goto(f"{url}/accounts/login/")
-    page.fill("#id_username", username)
-    page.fill("#id_password", password)
-    page.click("button[type=submit]")
-    page.wait_for_url(f"{url}/")
-    return page
 
 
 def test_route_and_answer_streams_a_simulated_answer(page, asgi, user):
