@@ -111,3 +111,37 @@ def test_anonymous_websocket_is_refused(browser, daphne):
     })""")
     assert outcome.startswith("closed"), outcome
     context.close()
+
+
+def test_answers_from_the_openai_client_reach_the_serving_panel_live(browser, daphne, user):
+    """A script asks model "coe" through the official client (Bearer token); the dashboard, already open, shows the
+    call on the serving panel without a reload. Experts are simulated by default (no upstream needed)."""
+    import openai
+
+    from access.services import create_api_token
+    from experts.selectors import current_map
+    from experts.services import save_expert
+
+    coder = current_map().assignments["coding"]
+    save_expert(coder, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 8}})
+    context = browser.new_context()
+    dash = context.new_page()
+    dash.set_default_timeout(60000)
+    dash.goto(f"{daphne}/accounts/login/")
+    dash.fill("#id_username", "operator")
+    dash.fill("#id_password", "operator-pass-123")
+    dash.click("button[type=submit]")
+    dash.wait_for_url(f"{daphne}/")
+    dash.goto(f"{daphne}/dashboard/")
+    dash.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    client = openai.OpenAI(base_url=f"{daphne}/v1", api_key=create_api_token(user.username), max_retries=0)
+    for _ in range(3):
+        reply = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": PROMPTS[0]}])
+        assert reply.model_extra["coe"]["expert"] == coder and reply.model_extra["coe"]["simulated"]
+    row = dash.locator(f"#serving-table tbody tr[data-expert='{coder}']")
+    row.wait_for()
+    dash.wait_for_function(f"""() => {{
+        const tr = document.querySelector("#serving-table tbody tr[data-expert='{coder}']");
+        return tr && Number(tr.cells[2].textContent) >= 3; }}""")
+    assert "simulated" in row.inner_text()
+    context.close()
