@@ -243,3 +243,13 @@ def test_session_auth_needs_the_csrf_header(server, user):
         serve_with(expert_for("coding"), backend="simulated", sim_time_scale=0.0)
         ok = http.post("/v1/chat/completions", json=body, headers={"X-CSRFToken": http.cookies["csrftoken"]})
         assert ok.status_code == 200 and ok.json()["coe"]["category"] == "coding"
+
+
+def test_a_local_transformers_expert_answers_through_the_endpoint(client, tiny_model):
+    serve_with("gemma-2-9b-it", backend="transformers", model_path=tiny_model, generation={"do_sample": False})
+    stream = client.chat.completions.create(model="gemma-2-9b-it", max_tokens=6, stream=True,
+                                            messages=[{"role": "user", "content": "hello world"}])
+    chunks = list(stream)
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert text.strip() and chunks[0].model_extra["coe"]["backend"] == "transformers"
+    assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
