@@ -2,6 +2,7 @@
 from access.api import ApiError, api_view, json_body
 
 from . import selectors, services
+from .serving_selectors import merged_breakers
 from .permissions import can_edit_map
 from .tasks import enqueue_retraining, retraining_status
 
@@ -83,9 +84,15 @@ def retrain_status_view(request, task_id):
     return retraining_status(task_id)
 
 
+def _with_health(expert, breakers):
+    """An expert's public shape plus its circuit breaker, merged over every process ("closed" if never tripped)."""
+    return {**selectors.expert_dict(expert), "breaker": breakers.get(expert.name, {"state": "closed"})}
+
+
 @api_view(["GET"])
 def experts_view(request):
-    return {"experts": [selectors.expert_dict(e) for e in selectors.experts()]}
+    breakers = merged_breakers()
+    return {"experts": [_with_health(e, breakers) for e in selectors.experts()]}
 
 
 @api_view(["GET", "PATCH"])
@@ -99,12 +106,12 @@ def expert_view(request, name):
             data.update({("backend" if k == "kind" else k): v for k, v in backend.items()})
         elif backend is not None:
             data["backend"] = backend
+        if "api_key" in data:
+            raise ApiError(400, "API keys are not stored: set api_key_env to the name of an environment variable.")
         unknown = sorted(set(data) - set(services.EXPERT_FIELDS) - {"api_key_set", "simulated"})
         if unknown:
             raise ApiError(400, f"unknown field{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)}; "
                                 f"settable: {', '.join(services.EXPERT_FIELDS)}.")
-        if "api_key" in data:
-            raise ApiError(400, "API keys are not stored: set api_key_env to the name of an environment variable.")
         if selectors.expert_by_name(name) is None:
             raise ApiError(404, f"no expert named {name!r}.")
         try:
@@ -114,4 +121,4 @@ def expert_view(request, name):
     expert = selectors.expert_by_name(name)
     if expert is None:
         raise ApiError(404, f"no expert named {name!r}.")
-    return selectors.expert_dict(expert)
+    return _with_health(expert, merged_breakers())
