@@ -5,6 +5,7 @@ them per request would cost a connection or a model load each time. The key incl
 (admin, page or ``PATCH /api/experts/<name>``) takes effect on the next call without a restart. API keys are read
 from the environment at that moment and never stored.
 """
+import logging
 import os
 import threading
 import time
@@ -15,6 +16,7 @@ from django.core.cache import cache
 from .backends import BackendConfig, make_backend
 from .backends.breaker import BreakerBoard
 
+log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _backends = {}
 _board = None
@@ -68,9 +70,12 @@ def share_breakers():
     now = time.time()
     if snapshot and (states != _shared["states"] or now - _shared["at"] > SHARE_EVERY_S):
         me = f"{os.uname().nodename}:{os.getpid()}"
-        cache.set(BREAKER_KEY.format(me), {"at": now, "experts": snapshot}, BREAKER_TTL_S)
-        index = set(cache.get("breakers:index") or ())
-        if me not in index:
-            cache.set("breakers:index", sorted(index | {me}), None)
-        _shared.update(states=states, at=now)
+        try:
+            cache.set(BREAKER_KEY.format(me), {"at": now, "experts": snapshot}, BREAKER_TTL_S)
+            index = set(cache.get("breakers:index") or ())
+            if me not in index:
+                cache.set("breakers:index", sorted(index | {me}), None)
+            _shared.update(states=states, at=now)
+        except Exception:  # the dashboard's view of breakers may lag; an answer must not fail for it
+            log.warning("breaker snapshot not shared: the cache is unreachable", exc_info=True)
     return snapshot

@@ -1,8 +1,12 @@
 """Per-token request limits in fixed one-minute windows, counted in the shared cache (Redis when configured), so
-every web process enforces one limit together."""
+every web process enforces one limit together. If the cache is unreachable the request is let through (and logged):
+a Redis restart must not take the endpoint down with it."""
+import logging
 import time
 
 from django.core.cache import cache
+
+log = logging.getLogger(__name__)
 
 
 def check(key, per_minute):
@@ -12,10 +16,14 @@ def check(key, per_minute):
     now = time.time()
     window = int(now // 60)
     name = f"ratelimit:{key}:{window}"
-    cache.add(name, 0, timeout=90)
     try:
-        count = cache.incr(name)
-    except ValueError:  # expired between add and incr: this request starts the window
-        cache.set(name, 1, timeout=90)
-        count = 1
+        cache.add(name, 0, timeout=90)
+        try:
+            count = cache.incr(name)
+        except ValueError:  # expired between add and incr: this request starts the window
+            cache.set(name, 1, timeout=90)
+            count = 1
+    except Exception:
+        log.warning("rate limit not checked: the cache is unreachable", exc_info=True)
+        return 0
     return 0 if count <= per_minute else max(1, int(60 - now % 60) + 1)

@@ -253,3 +253,12 @@ def test_a_local_transformers_expert_answers_through_the_endpoint(client, tiny_m
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert text.strip() and chunks[0].model_extra["coe"]["backend"] == "transformers"
     assert [c.choices[0].finish_reason for c in chunks if c.choices][-1] == "length"
+
+
+def test_an_unreachable_cache_does_not_stop_answers(client, settings):
+    """Rate limits and breaker snapshots live in the cache (Redis in production): with it down, answers go on."""
+    settings.CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache",
+                                   "LOCATION": f"redis://127.0.0.1:{closed_port()}/0"}}
+    serve_with(expert_for("coding"), backend="simulated", sim_time_scale=0.0)
+    reply = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": CODING}])
+    assert reply.model_extra["coe"]["category"] == "coding"
