@@ -10,17 +10,24 @@ realised held-out average cost over all prompts.
 CoE(b) = the best held-out score among the budgets' maps whose *realised* held-out average cost is <= b: the
 front drawn from held-out points, never crediting a map that overspent b. `apgr_direct` instead scores each
 budget's own map, overspend or not, as a check that the envelope flatters little.
+
+Two options change how maps are chosen (never how they are scored): `shrinkage` pulls small categories' means
+toward each expert's overall mean (shrinkage.py), with its strength fixed or chosen per outer fold by an inner
+K-fold evaluation of the training prompts alone; `splits` lets a map split one category between two experts by a
+stable hash of the prompt (splits.py), so each budget's map spends its training budget fully.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
 from .frontier import pareto_front
 from .metrics import Grid, RouteLLMMetrics, apgr, hull_at, oracle_front, routellm_metrics, upper_hull
+from .shrinkage import category_quality
+from .splits import split_front, stable_keys
 from .tables import ModelInfo
 
 # (training prompt indices, held-out prompt indices) -> (their category labels), learned from training prompts only
@@ -66,6 +73,8 @@ class Evaluation:
     hull_apgr: float
     below_hull: int  # grid budgets where CoE(b) < hull(b): a step front can dip under a straight hull
     routellm: RouteLLMMetrics | None  # two-expert pools only
+    splits: bool = False  # maps could split one category (splits.py)
+    shrinkage: list[dict] = field(default_factory=list)  # per outer fold: strength used (and inner APGRs if tuned)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -79,10 +88,16 @@ def kfold(n: int, folds: int, seed: int) -> list[np.ndarray]:
 
 
 def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[ModelInfo], *, cost: str,
-             folds: int = 5, seed: int = 0, n_budgets: int = 50) -> Evaluation:
+             folds: int = 5, seed: int = 0, n_budgets: int = 50, shrinkage: float | Sequence[float] = 0.0,
+             splits: bool = False, keys=None) -> Evaluation:
     """`scores[p, m]`: prompt p judged for `models[m]` (complete: see PromptScores.complete); `categories[p]`:
     the router's category for prompt p, or a Categoriser that learns categories on each fold's training prompts
-    (e.g. subclusters.ClusterCategoriser); `cost`: 'total' or 'active' parameters per prompt."""
+    (e.g. subclusters.ClusterCategoriser); `cost`: 'total' or 'active' parameters per prompt.
+
+    `shrinkage`: strength m of shrinkage.category_quality, or candidates for it, chosen in each outer fold by the
+    APGR of an inner `folds`-fold evaluation (same options) of that fold's training prompts and categories;
+    `splits`: maps may split one category, by `keys[p]` in [0, 1) (default: stable_keys of the prompt indices;
+    give stable_keys(prompt texts) to match what a router serves)."""
     scores = np.asarray(scores, dtype=float)
     n_prompts, n_models = scores.shape
     if callable(categories):
@@ -100,7 +115,10 @@ def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[M
     grid = Grid.for_experts(costs, means, n_budgets)
     n_categories = 0 if callable(categories) else len(set(fixed))
 
+    if splits:
+        keys = stable_keys(map(str, range(n_prompts))) if keys is None else np.asarray(keys, dtype=float)
     assigned = np.empty((n_budgets, n_prompts), dtype=int)  # expert of each held-out prompt, per budget
+    tuning = []
     for held in kfold(n_prompts, folds, seed):
         train = np.setdiff1d(np.arange(n_prompts), held)
         train_labels, held_labels = categorise(train, held)
@@ -109,11 +127,28 @@ def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[M
         train_of, held_of = cat_of[:len(train)], cat_of[len(train):]
         seen, counts = np.unique(train_of, return_counts=True)
         n_categories = max(n_categories, len(seen))
-        quality = np.array([scores[train[train_of == c]].mean(axis=0) for c in seen])
-        front = pareto_front(quality, counts / counts.sum(), costs)
+        if np.isscalar(shrinkage):
+            tuning.append({"strength": float(shrinkage)})
+        else:
+            tuning.append(_tune_strength(scores[train], names[train_of], models, cost=cost, candidates=shrinkage,
+                                         folds=folds, seed=seed, n_budgets=n_budgets, splits=splits,
+                                         keys=None if keys is None else keys[train]))
+        quality = category_quality(scores[train], train_of, seen, tuning[-1]["strength"])
+        freq = counts / counts.sum()
+        per_cat = np.empty(len(names), dtype=int)
+        if splits:
+            sfront = split_front(quality, freq, costs)
+            for i, budget in enumerate(grid.budgets):
+                smap = sfront.at_budget(budget)  # never None: all-cheapest costs exactly the minimum
+                per_cat[:] = smap.traffic(freq, n_models).argmax()
+                per_cat[seen] = smap.choice
+                full = replace(smap, choice=per_cat, split=None if smap.split is None else int(seen[smap.split]))
+                assigned[i, held] = full.route(held_of, keys[held])
+            continue
+        front = pareto_front(quality, freq, costs)
         for i, budget in enumerate(grid.budgets):
             choice = front.choices[front.at_budget(budget)]  # never None: all-cheapest costs exactly the minimum
-            per_cat = np.full(len(names), np.bincount(choice, weights=counts, minlength=n_models).argmax())
+            per_cat[:] = np.bincount(choice, weights=counts, minlength=n_models).argmax()
             per_cat[seen] = choice
             assigned[i, held] = per_cat[held_of]
 
@@ -135,8 +170,15 @@ def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[M
               float(actives[best_per_prompt].mean())),
         rows, apgr(coe, low, high), apgr(held_scores, low, high), apgr(hull, low, high),
         int(np.sum(np.asarray(coe) < hull - 1e-9)),
-        _two_expert(assigned, held_scores, costs, means),
+        _two_expert(assigned, held_scores, costs, means), splits, tuning,
     )
+
+
+def _tune_strength(scores, labels, models, *, candidates, **options) -> dict:
+    """The shrinkage strength with the best APGR of an inner held-out evaluation on these (training) prompts
+    alone; the first candidate wins ties."""
+    inner = {float(m): evaluate(scores, labels, models, shrinkage=float(m), **options).apgr for m in candidates}
+    return {"strength": max(inner, key=inner.get), "inner_apgr": inner}
 
 
 def _two_expert(assigned: np.ndarray, held_scores: np.ndarray, costs: np.ndarray, means: np.ndarray):

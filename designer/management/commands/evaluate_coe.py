@@ -5,11 +5,15 @@ from django.core.management.base import BaseCommand, CommandError
 
 from designer.engine import TableError, evaluate, parse_models, parse_prompt_scores, parse_questions
 from designer.engine.datasets import load_arena_bench_v1, load_mt_bench
-from designer.engine.subclusters import ClusterCategoriser
+from designer.engine.shrinkage import STRENGTHS
+from designer.engine.splits import stable_keys
+from designer.engine.subclusters import FINE_KS, KS, SUB_KS, ClusterCategoriser
 from routing.selectors import active_router
 from routing.services import ensure_router
 
 DATASETS = {"arena_bench_v1": load_arena_bench_v1, "mt_bench": load_mt_bench}
+# --categories other than 'router': ClusterCategoriser's candidate k-means k and router sub-cluster k
+CLUSTERS = {"clusters": (KS, ()), "fine-clusters": (FINE_KS, ()), "sub-clusters": (KS, SUB_KS)}
 
 
 def _read(path):
@@ -63,14 +67,25 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--cost", choices=["total", "active"], default="total")
         parser.add_argument("--budgets", type=int, default=50, help="budget grid size (default 50)")
-        parser.add_argument("--categories", choices=["router", "clusters"], default="router",
+        parser.add_argument("--categories", choices=["router", *CLUSTERS], default="router",
                             help="router: the active router's categories; clusters: per training fold, the router's "
-                                 "categories or k-means clusters of the prompts' embeddings, whichever an inner "
-                                 "cross-validation on the training prompts prefers")
+                                 f"categories or k-means clusters (k in {KS}) of the prompts' embeddings, whichever an "
+                                 "inner cross-validation on the training prompts prefers; fine-clusters: the same "
+                                 f"with k in {FINE_KS}; sub-clusters: clusters, or each router category cut into k "
+                                 f"sub-clusters (k in {SUB_KS})")
+        parser.add_argument("--inner-repeats", type=int, default=1,
+                            help="clusters: average the inner cross-validation over this many fold cuts")
+        parser.add_argument("--shrinkage", choices=["none", "auto"], default="none",
+                            help="auto: shrink each category's mean score toward the expert's overall mean, strength "
+                                 f"chosen from {STRENGTHS} per training fold by an inner cross-validation")
+        parser.add_argument("--splits", action="store_true",
+                            help="maps may split one category between two experts, by a stable hash of the prompt "
+                                 "text (the upper concave envelope of the map front)")
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, scores=None, questions=None, models=None, dataset=None, data=None, folds=5, seed=0,
-               cost="total", budgets=50, categories="router", as_json=False, **options):
+               cost="total", budgets=50, categories="router", shrinkage="none", splits=False, inner_repeats=1,
+               as_json=False, **options):
         files = (scores, questions, models)
         if dataset and any(files):
             raise CommandError("give either --dataset or --scores/--questions/--models, not both")
@@ -88,21 +103,26 @@ class Command(BaseCommand):
             raise CommandError("need --scores, --questions and --models (or --dataset)")
         if budgets < 2:
             raise CommandError("--budgets must be at least 2")
+        if inner_repeats < 1:
+            raise CommandError("--inner-repeats must be at least 1")
         ensure_router()
         row, router = active_router()
         routed = [r.category for r in router.route(prompts)]
+        method = {"shrinkage": STRENGTHS if shrinkage == "auto" else 0.0, "splits": splits,
+                  "keys": stable_keys(prompts) if splits else None}
         categoriser = routed
-        if categories == "clusters":
+        if categories != "router":
+            ks, sub_ks = CLUSTERS[categories]
             categoriser = ClusterCategoriser(router.embedder.encode(prompts), matrix, pool, cost=cost, base=routed,
-                                             seed=seed)
+                                             ks=ks, sub_ks=sub_ks, inner_repeats=inner_repeats, seed=seed, **method)
         try:
-            ev = evaluate(matrix, categoriser, pool, cost=cost, folds=folds, seed=seed, n_budgets=budgets)
+            ev = evaluate(matrix, categoriser, pool, cost=cost, folds=folds, seed=seed, n_budgets=budgets, **method)
         except ValueError as exc:
             raise CommandError(str(exc))
         counts = {c: routed.count(c) for c in sorted(set(routed))}
         report = {"source": source, "router_version": row.version, "dropped_prompts": dropped, "categories": categories,
                   "category_counts": counts, **ev.to_dict()}
-        if categories == "clusters":
+        if categories != "router":
             report["chosen_per_fold"] = categoriser.chosen
         if as_json:
             self.stdout.write(json.dumps(report, indent=2))
@@ -116,8 +136,13 @@ class Command(BaseCommand):
         w("Router categories: " + ", ".join(f"{c} {n}" for c, n in r["category_counts"].items()))
         if "chosen_per_fold" in r:
             w("Categories per fold (chosen on its training prompts): "
-              + ", ".join(f["chosen"] if f["chosen"] == "router" else f"k-means {f['chosen']}"
+              + ", ".join(f["chosen"] if f["chosen"].startswith("router") else f"k-means {f['chosen']}"
                           for f in r["chosen_per_fold"]))
+        if r["splits"]:
+            w("Maps may split one category between two experts (by a stable hash of the prompt text)")
+        if "inner_apgr" in r["shrinkage"][0]:
+            w("Shrinkage strength per fold (chosen on its training prompts): "
+              + ", ".join(f"{f['strength']:g}" for f in r["shrinkage"]))
         for p in r["experts"]:
             w(f"  expert {p['name']}: score {p['score']:.3f} at {p['avg_total_params']:g} B total / "
               f"{p['avg_active_params']:g} B active")
