@@ -10,4 +10,4 @@ echo
 echo "  CoE dashboard: http://127.0.0.1:${port}/"
 echo "  ${login}"
 echo
-exec daphne -b 127.0.0.1 -p "$port" coe_site.asgi:application
+COE_WARM_START=1 exec daphne -b 127.0.0.1 -p "$port" coe_site.asgi:application

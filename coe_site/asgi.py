@@ -11,10 +11,12 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from access.ws import BearerTokenMiddleware  # noqa: E402
+from coe_site import warmup  # noqa: E402
 from coe_site.preflight import require_services  # noqa: E402
 from coe_site.ws_urls import websocket_urlpatterns  # noqa: E402
 
 require_services()
+warmup.start()
 
 application = ProtocolTypeRouter(
     {

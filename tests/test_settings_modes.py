@@ -71,3 +71,18 @@ def _port_open(port):
     with socket.socket() as s:
         s.settimeout(1)
         return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def test_warm_start_loads_the_active_router_in_the_background(active_router, monkeypatch, transactional_db):
+    import threading
+
+    from coe_site import warmup
+    from routing import selectors
+
+    selectors._cache.update(version=None, router=None, row=None)
+    monkeypatch.setenv("COE_WARM_START", "1")
+    warmup.start()
+    for thread in threading.enumerate():
+        if thread.name == "router-warm-up":
+            thread.join(60)
+    assert selectors._cache["router"] is not None and selectors._cache["row"].pk == active_router.pk
