@@ -10,9 +10,9 @@ from django.db import transaction
 from routing.selectors import active_categories
 
 from . import services
+from .forms import BACKEND_GROUPS
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
 from .selectors import current_map, current_version_number, expert_dict
-from .views import BACKEND_GROUPS
 
 
 class _DryRun(Exception):
