@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings as django_settings
 
+from tests.browser.conftest import sign_in
+
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
     pytest.mark.django_db(transaction=True),
@@ -59,21 +61,23 @@ def daphne(active_router, tmp_path):
     log.close()
 
 
+def open_dashboard(context, daphne):
+    """Sign in and open the dashboard in a new page; returns it once its websocket is live."""
+    dash = context.new_page()
+    dash.set_default_timeout(60000)
+    sign_in(dash, daphne)
+    dash.goto(f"{daphne}/dashboard/")
+    dash.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    return dash
+
+
 def expert_total(page):
     return page.evaluate("Chart.getChart('chart-experts').data.datasets[0].data.reduce((a, b) => a + b, 0)")
 
 
 def test_upload_progress_and_live_dashboard(browser, daphne, user, tmp_path):
     context = browser.new_context()
-    dash = context.new_page()
-    dash.set_default_timeout(60000)
-    dash.goto(f"{daphne}/accounts/login/")
-    dash.fill("#id_username", "operator")
-    dash.fill("#id_password", "operator-pass-123")
-    dash.click("button[type=submit]")
-    dash.wait_for_url(f"{daphne}/")
-    dash.goto(f"{daphne}/dashboard/")
-    dash.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    dash = open_dashboard(context, daphne)
     dash.wait_for_function("document.getElementById('map-version').textContent === 'v1'")
     before = expert_total(dash)
 
@@ -125,15 +129,7 @@ def test_answers_from_the_openai_client_reach_the_serving_panel_live(browser, da
     coder = current_map().assignments["coding"]
     save_expert(coder, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 8}})
     context = browser.new_context()
-    dash = context.new_page()
-    dash.set_default_timeout(60000)
-    dash.goto(f"{daphne}/accounts/login/")
-    dash.fill("#id_username", "operator")
-    dash.fill("#id_password", "operator-pass-123")
-    dash.click("button[type=submit]")
-    dash.wait_for_url(f"{daphne}/")
-    dash.goto(f"{daphne}/dashboard/")
-    dash.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    dash = open_dashboard(context, daphne)
     client = openai.OpenAI(base_url=f"{daphne}/v1", api_key=create_api_token(user.username), max_retries=0)
     for _ in range(3):
         reply = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": PROMPTS[0]}])

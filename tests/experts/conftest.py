@@ -1,6 +1,17 @@
 """Fixtures shared by the expert tests."""
 import pytest
 
+
+@pytest.fixture
+def editor(db):
+    """A user with the edit-map permission (not staff)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Permission
+
+    u = get_user_model().objects.create_user("editor", password="editor-pass-123")
+    u.user_permissions.add(Permission.objects.get(codename="edit_map"))
+    return u
+
 SENTENCES = ["the quick brown fox jumps over the lazy dog", "a tiny model writes tiny words",
              "hello world from the test suite", "user assistant system says hello",
              "experts answer questions about code and maths"]

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.core.cache import cache
 from django.test import Client
 
@@ -11,15 +10,6 @@ from experts.models import AuditEntry, Expert
 
 pytestmark = pytest.mark.django_db
 NAME = "llama-3.1-70b-instruct"  # a dotted name: the URL and validation must accept it
-
-
-@pytest.fixture
-def editor(db):
-    from django.contrib.auth import get_user_model
-
-    u = get_user_model().objects.create_user("editor", password="editor-pass-123")
-    u.user_permissions.add(Permission.objects.get(codename="edit_map"))
-    return u
 
 
 def call(user, method, url, body=None):

@@ -2,7 +2,6 @@
 import json
 
 import pytest
-from django.contrib.auth.models import Permission
 from django.test import Client
 
 from access.services import create_api_token
@@ -11,15 +10,6 @@ from experts.selectors import current_map
 from routing.services import route_prompts
 
 pytestmark = pytest.mark.django_db
-
-
-@pytest.fixture
-def editor(db):
-    from django.contrib.auth import get_user_model
-
-    u = get_user_model().objects.create_user("editor", password="editor-pass-123")
-    u.user_permissions.add(Permission.objects.get(codename="edit_map"))
-    return u
 
 
 def call(user, method, url, body=None):
