@@ -54,7 +54,7 @@ class Embedder:
             self.tokenizer = AutoTokenizer.from_pretrained(self.model_path, local_files_only=True)
             self._forward = OnnxEncoder(self.model_path, self.runtime, per_prompt=self.runtime == "onnx-int8")
             self.dimension = int(self._forward(np.ones((1, 2), np.int64), np.ones((1, 2), np.int64)).shape[1])
-        self._lock = threading.Lock()  # inference is not faster in parallel on 2 cores
+        self._lock = threading.Lock()  # batched float inference already uses every core: one call at a time
 
     def _load_torch(self):
         import torch
@@ -102,10 +102,10 @@ class Embedder:
             return out
         encoded = self.tokenizer(list(texts), add_special_tokens=True, truncation=True,
                                  max_length=self.max_seq_length)["input_ids"]
+        if getattr(self._forward, "per_prompt", False):  # its pool already holds one inference per core
+            return self._forward.each(encoded)
         lengths = np.fromiter((len(ids) for ids in encoded), dtype=np.int64, count=len(encoded))
         with self._lock:
-            if getattr(self._forward, "per_prompt", False):
-                return self._forward.each(encoded)
             for idx in self._batches(lengths):
                 ids = np.zeros((len(idx), int(lengths[idx].max())), dtype=np.int64)
                 mask = np.zeros_like(ids)
