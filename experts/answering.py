@@ -12,6 +12,7 @@ import uuid
 from concurrent.futures import ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass, field
+from functools import cached_property
 
 from django.conf import settings
 from django.db import transaction
@@ -24,6 +25,7 @@ from .backends.dispatch import AllExpertsFailed, Attempt, complete_with_fallback
 from .models import Expert, ExpertCall
 from .openai_format import ChatError
 from .selectors import current_map
+from .services import FALLBACK_CATEGORY
 
 FOLLOW_UP_WORDS = 8
 COE_MODEL = "coe"
@@ -50,8 +52,8 @@ class Plan:
     skipped: list = field(default_factory=list)  # [Attempt] for experts whose backend could not even be built
     started: float = field(default_factory=time.perf_counter)
 
-    @property
-    def completion_id(self):
+    @cached_property
+    def completion_id(self):  # one id per answer, even when asked for twice
         return f"chatcmpl-{self.decision['id']}" if self.decision else f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
     def coe(self, answered_by, fallback_reason=""):
@@ -65,7 +67,7 @@ class Plan:
 
 
 def fallback_expert_name(snapshot):
-    return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get("general") if snapshot else None)
+    return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get(FALLBACK_CATEGORY) if snapshot else None)
 
 
 def _candidates(primary_name, snapshot, strict):
@@ -158,8 +160,6 @@ async def _answer_all(jobs, concurrency):
         async with gate:
             start = time.perf_counter()
             try:
-                if not plan.candidates:
-                    raise AllExpertsFailed([])
                 opened, done = await complete_with_fallback(plan.candidates, messages, breakers=board)
             except AllExpertsFailed as exc:
                 result.update(error=exc.message, attempts=result["attempts"] + [a.to_dict() for a in exc.attempts],

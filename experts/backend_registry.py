@@ -20,7 +20,8 @@ log = logging.getLogger(__name__)
 _lock = threading.Lock()
 _backends = {}
 _board = None
-BREAKER_KEY = "breakers:{}"
+BREAKER_KEY = "breakers:{}"  # one process's snapshot, by "host:pid"
+INDEX_KEY = "breakers:index"  # the processes that wrote one
 BREAKER_TTL_S = 120
 
 
@@ -37,7 +38,7 @@ def config_for(expert):
 
 def backend_for(expert):
     config = config_for(expert)
-    key = (expert.name, repr(config), config.api_key, tuple(sorted(config.generation.items())))
+    key = (expert.name, repr(config), config.api_key)  # repr has every setting but the key (kept out of it)
     with _lock:
         backend = _backends.get(key)
         if backend is None:
@@ -72,9 +73,9 @@ def share_breakers():
         me = f"{os.uname().nodename}:{os.getpid()}"
         try:
             cache.set(BREAKER_KEY.format(me), {"at": now, "experts": snapshot}, BREAKER_TTL_S)
-            index = set(cache.get("breakers:index") or ())
+            index = set(cache.get(INDEX_KEY) or ())
             if me not in index:
-                cache.set("breakers:index", sorted(index | {me}), None)
+                cache.set(INDEX_KEY, sorted(index | {me}), None)
             _shared.update(states=states, at=now)
         except Exception:  # the dashboard's view of breakers may lag; an answer must not fail for it
             log.warning("breaker snapshot not shared: the cache is unreachable", exc_info=True)

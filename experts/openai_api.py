@@ -18,6 +18,7 @@ from access.services import user_for_token
 
 from . import answering, backend_registry, ratelimit
 from .backends import BackendError
+from .backends.base import estimated_usage
 from .backends.dispatch import AllExpertsFailed, complete_first, open_stream
 from .openai_format import ChatError, chunk, coe_headers, completion, parse_chat_request, sse
 from .selectors import experts as all_experts
@@ -112,8 +113,6 @@ async def chat_completions_view(request):
     t1 = time.perf_counter()
     record = _db(answering.record)
     try:
-        if not plan.candidates:
-            raise AllExpertsFailed([])
         if chat.stream:
             opened = await open_stream(plan.candidates, chat.messages, breakers=backend_registry.breakers(),
                                        **chat.options)
@@ -131,7 +130,7 @@ async def chat_completions_view(request):
                 fallback_reason=opened.fallback_reason, attempts=opened.attempts,
                 ttft_ms=opened.ttft_ms if chat.stream else None)  # a whole answer has no first-token time
     if not chat.stream:
-        usage = answer.usage or _usage(chat.messages, answer.text)
+        usage = answer.usage or estimated_usage(chat.messages, answer.text)
         t2 = time.perf_counter()
         await record(plan, **done, status=status, text=answer.text, usage=usage, total_ms=_ms(plan))
         response = JsonResponse(completion(plan.completion_id, chat.model, answer.text,
@@ -157,7 +156,7 @@ async def _events(plan, chat, opened, coe, status, done, record):
     def save():
         text = "".join(parts)
         return record(plan, **done, status=status, error=error, text=text,
-                      usage=last.usage or _usage(chat.messages, text), total_ms=_ms(plan))
+                      usage=last.usage or estimated_usage(chat.messages, text), total_ms=_ms(plan))
 
     try:
         yield sse(chunk(cid, model, created, role="assistant", content=opened.first.text, coe=coe))
@@ -168,7 +167,7 @@ async def _events(plan, chat, opened, coe, status, done, record):
                 yield sse(chunk(cid, model, created, content=delta.text))
         yield sse(chunk(cid, model, created, finish_reason=last.finish_reason or "stop"))
         if chat.include_usage:
-            yield sse(chunk(cid, model, created, usage=last.usage or _usage(chat.messages, "".join(parts)),
+            yield sse(chunk(cid, model, created, usage=last.usage or estimated_usage(chat.messages, "".join(parts)),
                             choices=False))
     except BackendError as exc:
         status, error = "error", f"failed mid-answer: {exc.message}"
@@ -188,8 +187,3 @@ async def _events(plan, chat, opened, coe, status, done, record):
 def _ms(plan):
     return (time.perf_counter() - plan.started) * 1000
 
-
-def _usage(messages, text):
-    from .backends.base import count_tokens, prompt_tokens
-
-    return {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}

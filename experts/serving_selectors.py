@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.core.cache import cache
 from django.utils import timezone
 
+from .backend_registry import BREAKER_KEY, INDEX_KEY
 from .models import Expert, ExpertCall
 
 STATE_RANK = {"closed": 0, "half_open": 1, "open": 2}  # merging processes: the worst state wins
@@ -65,8 +66,8 @@ def merged_breakers(now=None):
     ``half_open`` (it would let a trial through), so it is reported as such.
     """
     now = time.time() if now is None else now
-    ids = cache.get("breakers:index") or []
-    snapshots = cache.get_many([f"breakers:{pid}" for pid in ids]).values()
+    ids = cache.get(INDEX_KEY) or []
+    snapshots = cache.get_many([BREAKER_KEY.format(pid) for pid in ids]).values()
     out = {}
     for snap in snapshots:
         for name, b in (snap.get("experts") or {}).items():

@@ -260,7 +260,7 @@ def process_chunk(chunk_id):
 
 def route_claimed_chunk(chunk_id, token):
     """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile."""
-    chunk = BatchChunk.objects.get(pk=chunk_id)
+    chunk = BatchChunk.objects.select_related("batch").get(pk=chunk_id)
     batch_id = chunk.batch_id
     if Batch.objects.filter(pk=batch_id, status="queued").update(status="running"):
         realtime.dashboard.add_batch(batch_progress(Batch.objects.get(pk=batch_id)))
@@ -274,7 +274,7 @@ def route_claimed_chunk(chunk_id, token):
     fields = [{"batch_id": batch_id, "line": line, "external_id": ext, "label": label}
               for line, _, ext, label in items]
     answer = None
-    if Batch.objects.filter(pk=batch_id, answer=True).exists():
+    if chunk.batch.answer:
         from experts.answering import batch_answerer
 
         answer = batch_answerer(heartbeat=lambda: _heartbeat(chunk_id, token))

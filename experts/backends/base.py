@@ -86,6 +86,11 @@ def prompt_tokens(messages: list[dict]) -> int:
     return sum(count_tokens(message_text(m)) for m in messages)
 
 
+def estimated_usage(messages: list[dict], text: str) -> dict:
+    """Usage counted on our side, for answers whose backend reported none."""
+    return {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}
+
+
 def generation_settings(config: BackendConfig, *, max_tokens=None, temperature=None, top_p=None,
                         stop=None) -> dict:
     """Call arguments over config.generation defaults (which may say max_new_tokens or max_tokens).
@@ -123,7 +128,7 @@ class Backend:
             parts.append(delta.text)
             last = delta
         text = "".join(parts)
-        usage = last.usage or {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}
+        usage = last.usage or estimated_usage(messages, text)
         return Completion(text, last.finish_reason or "stop", usage)
 
     async def aclose(self):

@@ -15,7 +15,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-from .base import Backend, BackendError, Completion, Delta, count_tokens, prompt_tokens
+from .base import Backend, BackendError, Completion, Delta, estimated_usage
 from .breaker import BreakerBoard
 
 MAX_BACKOFF_S = 5.0
@@ -196,5 +196,5 @@ async def complete_with_fallback(candidates: list[tuple[str, Backend]], messages
         parts.append(delta.text)
         last = delta
     text = "".join(parts)
-    usage = last.usage or {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}
+    usage = last.usage or estimated_usage(messages, text)
     return opened, Completion(text, last.finish_reason or "stop", usage)

@@ -23,8 +23,7 @@ from email.utils import parsedate_to_datetime
 
 import httpx
 
-from .base import Backend, BackendConfig, BackendError, Completion, Delta, count_tokens, generation_settings, \
-    prompt_tokens
+from .base import Backend, BackendConfig, BackendError, Completion, Delta, estimated_usage, generation_settings
 
 RETRY_AFTER_CAP_S = 10.0
 DRAIN_S = 1.0  # how long to wait for the body to end after [DONE]
@@ -169,7 +168,7 @@ class OpenAIBackend(Backend):
         if isinstance(usage, dict) and "completion_tokens" in usage:
             return {"prompt_tokens": int(usage.get("prompt_tokens") or 0),
                     "completion_tokens": int(usage["completion_tokens"])}
-        return {"prompt_tokens": prompt_tokens(messages), "completion_tokens": count_tokens(text)}
+        return estimated_usage(messages, text)
 
     async def stream(self, messages, *, max_tokens=None, temperature=None, top_p=None, stop=None):
         cfg = self.config

@@ -99,7 +99,7 @@ class OnnxEncoder:
 
     ``per_prompt`` (used for int8): dynamic quantisation scales activations per tensor, so in a padded batch a
     prompt's embedding would depend on its batch-mates. Each prompt runs alone, unpadded, on a pool with one
-    single-threaded run per core — deterministic per prompt, and faster than padded batches for short prompts.
+    single-threaded run per core — deterministic per prompt, and about as fast as padded batches for short prompts.
     """
 
     def __init__(self, model_path, runtime, per_prompt=False, threads=None):
