@@ -76,3 +76,14 @@ def test_breaker_state_from_other_processes_is_shown(user):
         assert r["breaker"]["state"] == "open" and r["breaker"]["failures"] == 5
     finally:
         cache.delete_many(["breakers:index", "breakers:host:1"])
+
+
+def test_backends_are_cached_per_configuration_even_with_list_settings():
+    from experts import backend_registry
+    from experts.services import save_expert
+
+    expert = save_expert(NAME, {"generation": {"max_new_tokens": 8, "stop": ["\n\n"]}})
+    first = backend_registry.backend_for(expert)
+    assert backend_registry.backend_for(Expert.objects.get(name=NAME)) is first  # same settings: same object
+    changed = save_expert(NAME, {"generation": {"max_new_tokens": 9, "stop": ["\n\n"]}})
+    assert backend_registry.backend_for(changed) is not first  # an edit takes effect on the next call
