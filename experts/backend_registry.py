@@ -5,6 +5,8 @@ them per request would cost a connection or a model load each time. The key incl
 (admin, page or ``PATCH /api/experts/<name>``) takes effect on the next call without a restart. API keys are read
 from the environment at that moment and never stored.
 """
+import dataclasses
+import json
 import logging
 import os
 import threading
@@ -38,7 +40,10 @@ def config_for(expert):
 
 def backend_for(expert):
     config = config_for(expert)
-    key = (expert.name, repr(config), config.api_key)  # repr has every setting but the key (kept out of it)
+    # Every setting but the secret (kept out of the key), canonical: PostgreSQL's jsonb hands dict keys back in its own
+    # order, so the same generation settings must give the same key whichever way they were read.
+    settings_key = json.dumps({**dataclasses.asdict(config), "api_key": None}, sort_keys=True, default=str)
+    key = (expert.name, settings_key, config.api_key)
     with _lock:
         backend = _backends.get(key)
         if backend is None:
