@@ -85,3 +85,17 @@ def _reseed_after_flush(request):
     if request.node.get_closest_marker("django_db") or names & {"db", "transactional_db", "live_server"}:
         request.getfixturevalue("_django_db_helper")  # database access as the test will have it
         _reseed()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _end_stray_database_sessions(django_db_setup, django_db_blocker):
+    """At the end, end PostgreSQL sessions that worker threads of in-process servers still hold (the OpenAI
+    endpoint's thread pool keeps its connections by design), so the test database can be dropped. Torn down before
+    ``django_db_setup`` because it depends on it."""
+    yield
+    from django.db import connection
+
+    if connection.vendor == "postgresql":
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()")
