@@ -99,7 +99,7 @@ class ExpertAdmin(admin.ModelAdmin):
 
 class MapAssignmentInline(admin.TabularInline):
     model = MapAssignment
-    fields = ("category", "expert")
+    fields = ("category", "expert", "split_expert", "split_share")
     readonly_fields = fields
     extra = 0
     can_delete = False
@@ -119,8 +119,31 @@ class NewMapVersionForm(forms.ModelForm):
         experts = [(e.name, e.name) for e in Expert.objects.filter(enabled=True)]
         self.base_version = current_version_number()
         for category in active_categories():
-            self.fields[f"assign_{category.name}"] = forms.ChoiceField(
-                label=category.name, choices=experts, initial=snap.assignments.get(category.name) if snap else None)
+            name, split = category.name, (snap.splits.get(category.name) if snap else None)
+            self.fields[f"assign_{name}"] = forms.ChoiceField(
+                label=name, choices=experts, initial=snap.assignments.get(name) if snap else None)
+            self.fields[f"split_{name}"] = forms.ChoiceField(
+                label=f"{name}: split to", choices=[("", "none"), *experts], required=False,
+                initial=split[0] if split else "", help_text="Optional: another expert for a share of this category.")
+            self.fields[f"share_{name}"] = forms.FloatField(
+                label=f"{name}: split share (%)", required=False, min_value=0.1, max_value=99.9,
+                initial=round(split[1] * 100, 1) if split else None)
+
+    def clean(self):
+        data = super().clean()
+        for key in [k for k in self.fields if k.startswith("split_")]:
+            category = key[6:]
+            if data.get(key) and data.get(f"share_{category}") is None:
+                self.add_error(f"share_{category}", "Give the share (%) sent to the split expert.")
+            elif data.get(key) and data.get(key) == data.get(f"assign_{category}"):
+                self.add_error(key, "The split expert must differ from the category's expert.")
+        return data
+
+    def splits(self):
+        """{category: {"expert", "share"}} from the split fields (shares typed in percent)."""
+        data = self.cleaned_data
+        return {k[6:]: {"expert": v, "share": data[f"share_{k[6:]}"] / 100} for k, v in data.items()
+                if k.startswith("split_") and v}
 
 
 @admin.register(MapVersion)
@@ -137,7 +160,9 @@ class MapVersionAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             form = NewMapVersionForm()
-            return [(None, {"fields": ["note", *[f for f in form.fields if f.startswith("assign_")]]})]
+            return [(None, {"fields": ["note", *[f for f in form.fields if f.startswith("assign_")]]}),
+                    ("Traffic splits", {"fields": [f for f in form.fields if f.startswith(("split_", "share_"))],
+                                        "classes": ["collapse"]})]
         return super().get_fieldsets(request, obj)
 
     def get_readonly_fields(self, request, obj=None):
@@ -149,7 +174,7 @@ class MapVersionAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         assignments = {k[7:]: v for k, v in form.cleaned_data.items() if k.startswith("assign_")}
         version = services.publish_map(form.base_version, assignments, form.cleaned_data.get("note", ""),
-                                       request.user)
+                                       request.user, splits=form.splits())
         obj.pk, obj.number = version.pk, version.number
 
     def save_related(self, request, form, formsets, change):

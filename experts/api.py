@@ -16,6 +16,7 @@ def _map_payload():
     snap = selectors.current_map()
     version = selectors.versions()[0]
     return {"version": snap.version, "assignments": dict(sorted(snap.assignments.items())),
+            "splits": {c: {"expert": e, "share": share} for c, (e, share) in sorted(snap.splits.items())},
             "author": version.author.username if version.author else None, "note": version.note,
             "created_at": version.created_at.isoformat(), "rolled_back_from": version.rolled_back_from}
 
@@ -40,8 +41,9 @@ def map_view(request):
     note = data.get("note", "")
     if not isinstance(note, str):
         raise ApiError(400, "'note' must be a string.")
+    splits = data.get("splits")  # absent: keep the current splits that still apply; {}: none
     try:
-        services.publish_map(base, assignments, note, request.user)
+        services.publish_map(base, assignments, note, request.user, splits=splits)
     except services.StaleMapVersion as exc:
         raise ApiError(409, str(exc), current_version=exc.current)
     except services.MapError as exc:
@@ -69,7 +71,11 @@ def preview_view(request):
     n = data.get("n", 1000)
     if not isinstance(n, int) or not 1 <= n <= 100_000:
         raise ApiError(400, "'n' must be an integer between 1 and 100000.")
-    return selectors.impact_preview(draft, n)
+    splits = data.get("splits") or {}
+    if not isinstance(splits, dict) or not all(isinstance(v, dict) and isinstance(v.get("expert"), str)
+                                               and isinstance(v.get("share"), (int, float)) for v in splits.values()):
+        raise ApiError(400, "'splits' must be an object of category → {\"expert\": name, \"share\": fraction}.")
+    return selectors.impact_preview(draft, n, splits=splits)
 
 
 @api_view(["POST"])

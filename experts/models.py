@@ -75,12 +75,24 @@ class MapVersion(models.Model):
 
 
 class MapAssignment(models.Model):
+    """A category's expert in one version; optionally a traffic split: the share ``split_share`` of the category's
+    prompts (those whose stable text key is below it) goes to ``split_expert`` instead — a canary for a new expert,
+    an A/B test, or the designer's maps that split one category to spend a budget exactly."""
+
     version = models.ForeignKey(MapVersion, on_delete=models.CASCADE, related_name="assignments")
     category = models.ForeignKey("routing.Category", on_delete=models.PROTECT, related_name="+")
     expert = models.ForeignKey(Expert, on_delete=models.PROTECT, related_name="assignments")
+    split_expert = models.ForeignKey(Expert, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    split_share = models.FloatField(default=0.0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["version", "category"], name="one_expert_per_category")]
+        constraints = [
+            models.UniqueConstraint(fields=["version", "category"], name="one_expert_per_category"),
+            models.CheckConstraint(
+                condition=models.Q(split_expert__isnull=True, split_share=0.0)
+                | models.Q(split_expert__isnull=False, split_share__gt=0.0, split_share__lt=1.0),
+                name="split_share_between_0_and_1"),
+        ]
 
 
 class AuditEntry(models.Model):

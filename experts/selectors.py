@@ -4,9 +4,17 @@ Finding the current version is one indexed query (``MapVersion.number`` is uniqu
 only when that number changes, so every worker picks up a new map on its next prompt with no flush by hand.
 """
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from designer.engine.splits import stable_keys
 
 from .models import Expert, MapAssignment, MapVersion
+
+
+def split_key(prompt):
+    """A prompt's place in [0, 1) for traffic splits: a stable hash of its text, so the same prompt always goes to
+    the same expert (on every worker and after a restart), and the designer's evaluations route exactly so."""
+    return float(stable_keys([prompt])[0])
 
 
 @dataclass(frozen=True)
@@ -15,10 +23,17 @@ class MapSnapshot:
     version_id: int
     assignments: dict  # category name → expert name
     expert_ids: dict  # expert name → pk
+    splits: dict = field(default_factory=dict)  # category name → (split expert name, share)
 
-    def expert_for(self, category, fallback="general"):
-        """(expert name, expert pk) for ``category``; an unmapped category uses the fallback's expert."""
-        name = self.assignments.get(category) or self.assignments.get(fallback)
+    def expert_for(self, category, fallback="general", prompt=None):
+        """(expert name, expert pk) for ``category``; an unmapped category uses the fallback's expert (and split).
+        A split category sends ``prompt`` to its split expert when the prompt's key is below the share."""
+        if not self.assignments.get(category):
+            category = fallback
+        name = self.assignments.get(category)
+        split = self.splits.get(category)
+        if split is not None and prompt is not None and split_key(prompt) < split[1]:
+            name = split[0]
         return name, self.expert_ids.get(name)
 
 
@@ -39,15 +54,28 @@ def current_map():
     if snap is not None and (snap.version, snap.version_id) == head:
         return snap
     with _lock:
-        rows = MapAssignment.objects.filter(version_id=head[1]).values_list("category__name", "expert__name",
-                                                                             "expert_id")
-        snap = MapSnapshot(head[0], head[1], {c: e for c, e, _ in rows}, {e: pk for _, e, pk in rows})
+        rows = MapAssignment.objects.filter(version_id=head[1]).values_list(
+            "category__name", "expert__name", "expert_id", "split_expert__name", "split_expert_id", "split_share")
+        ids = {e: pk for _, e, pk, *_ in rows} | {e: pk for *_, e, pk, _ in rows if e}
+        snap = MapSnapshot(head[0], head[1], {c: e for c, e, *_ in rows}, ids,
+                           {c: (e, share) for c, _, _, e, _, share in rows if e})
         _cache["snapshot"] = snap
     return snap
 
 
 def map_assignments(version):
     return dict(MapAssignment.objects.filter(version=version).values_list("category__name", "expert__name"))
+
+
+def map_splits(version):
+    """{category: {"expert": name, "share": fraction}} for the split categories of ``version``."""
+    rows = MapAssignment.objects.filter(version=version, split_expert__isnull=False).values_list(
+        "category__name", "split_expert__name", "split_share")
+    return {c: {"expert": e, "share": share} for c, e, share in rows}
+
+
+def split_label(split):
+    return f"{split['expert']} {split['share']:.0%}" if split else None
 
 
 def experts():
@@ -64,13 +92,23 @@ def versions():
 
 def diff_versions(a, b):
     """Rows (category, expert in a, expert in b, changed) for two version numbers, all categories of either."""
-    left = map_assignments(MapVersion.objects.get(number=a))
-    right = map_assignments(MapVersion.objects.get(number=b))
-    return [(c, left.get(c), right.get(c), left.get(c) != right.get(c)) for c in sorted(set(left) | set(right))]
+    old, new = MapVersion.objects.get(number=a), MapVersion.objects.get(number=b)
+    left, right = map_assignments(old), map_assignments(new)
+    left_split, right_split = map_splits(old), map_splits(new)
+
+    def shown(expert, split):
+        return expert if split is None else f"{expert} (split: {split_label(split)})"
+
+    rows = []
+    for c in sorted(set(left) | set(right)):
+        l_, r_ = shown(left.get(c), left_split.get(c)), shown(right.get(c), right_split.get(c))
+        rows.append((c, l_ if left.get(c) else None, r_ if right.get(c) else None, l_ != r_))
+    return rows
 
 
-def impact_preview(draft, n=1000, fallback="general"):
-    """Re-map the last ``n`` decisions under ``draft`` ({category: expert}) and compare with what they used.
+def impact_preview(draft, n=1000, fallback="general", splits=None):
+    """Re-map the last ``n`` decisions under ``draft`` ({category: expert}, with traffic ``splits`` as
+    publish_map takes them) and compare with what they used.
 
     Returns per-expert counts before/after, how many prompts would change expert, the average active parameters
     before/after, and the simulator's estimate of expert switches (SN40L-8, LRU) for both sequences.
@@ -81,7 +119,8 @@ def impact_preview(draft, n=1000, fallback="general"):
     rows.reverse()
     pool = {e.name: e for e in Expert.objects.all()}
     before = [e for _, e, _ in rows]
-    after = [draft.get(c) or draft.get(fallback) for c, _, _ in rows]
+    snapshot = MapSnapshot(0, 0, dict(draft), {}, {c: (v["expert"], v["share"]) for c, v in (splits or {}).items()})
+    after = [snapshot.expert_for(c, fallback, prompt)[0] for c, _, prompt in rows]
     counts = {name: {"before": before.count(name), "after": after.count(name)} for name in sorted(pool)}
 
     def mean_active(seq):

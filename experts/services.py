@@ -4,11 +4,12 @@ Every edit path — the in-app editor, Django admin and the JSON API — calls t
 """
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
+from django.db.models import Q
 
 from coe_site.realtime import publish
 
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
-from .selectors import current_version_number, map_assignments
+from .selectors import current_version_number, map_assignments, map_splits
 
 FALLBACK_CATEGORY = "general"
 EXPERT_FIELDS = ("model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length", "enabled",
@@ -73,20 +74,63 @@ def _validate(assignments, categories):
     return [(categories[c], experts[e]) for c, e in sorted(assignments.items())]
 
 
+def _validate_splits(splits, assignments, experts):
+    """{category: (split Expert, share)} from {category: {"expert": name, "share": fraction}}."""
+    if not isinstance(splits, dict):
+        raise MapError('splits must be an object of category → {"expert": name, "share": fraction}.')
+    problems, out = [], {}
+    for category, split in sorted(splits.items()):
+        if not isinstance(split, dict) or set(split) != {"expert", "share"}:
+            problems.append(f'split of {category} must be {{"expert": name, "share": fraction}}')
+            continue
+        name, share = split["expert"], split["share"]
+        if category not in assignments:
+            problems.append(f"split of unmapped category {category}")
+        elif not isinstance(name, str) or name not in experts:
+            problems.append(f"split of {category}: unknown expert {name}")
+        elif not experts[name].enabled:
+            problems.append(f"split of {category}: disabled expert {name}")
+        elif name == assignments[category]:
+            problems.append(f"split of {category}: {name} already serves the whole category")
+        elif isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+            problems.append(f"split of {category}: share must be a fraction between 0 and 1 (exclusive), "
+                            f"got {share!r}")
+        else:
+            out[category] = (experts[name], float(share))
+    if problems:
+        raise MapError("; ".join(problems) + ".")
+    return out
+
+
+def _kept_splits(before, assignments):
+    """The current version's splits that still make sense under new ``assignments``: the category is still mapped
+    and its split expert did not become its whole expert (a canary promoted ends its split)."""
+    return {c: s for c, s in before.items() if c in assignments and assignments[c] != s["expert"]}
+
+
 def _active_categories():
     from routing.selectors import active_categories
 
     return {c.name: c for c in active_categories()}
 
 
-def publish_map(base_version, assignments, note="", user=None, rolled_back_from=None):
-    """Create the next map version on top of ``base_version``; raises MapError or StaleMapVersion."""
+def publish_map(base_version, assignments, note="", user=None, rolled_back_from=None, splits=None):
+    """Create the next map version on top of ``base_version``; raises MapError or StaleMapVersion.
+
+    ``splits`` ({category: {"expert": name, "share": fraction}}) replaces the traffic splits; None keeps the
+    current version's splits wherever they still make sense (see _kept_splits), so edits that do not know about
+    splits (retiring a category, the designer's deterministic maps) lose none."""
     with transaction.atomic():
         pairs = _validate(assignments, _active_categories())
         current = current_version_number() or 0
         if base_version != current:
             raise StaleMapVersion(base_version, current)
-        before = map_assignments(MapVersion.objects.get(number=current)) if current else {}
+        previous = MapVersion.objects.get(number=current) if current else None
+        before = map_assignments(previous) if previous else {}
+        before_splits = map_splits(previous) if previous else {}
+        if splits is None:
+            splits = _kept_splits(before_splits, assignments)
+        split_of = _validate_splits(splits, assignments, {e.name: e for e in Expert.objects.all()})
         try:
             with transaction.atomic():
                 version = MapVersion.objects.create(number=current + 1, author=user if getattr(user, "pk", None)
@@ -94,12 +138,18 @@ def publish_map(base_version, assignments, note="", user=None, rolled_back_from=
                                                     rolled_back_from=rolled_back_from)
         except IntegrityError:  # a concurrent editor took number current+1 first
             raise StaleMapVersion(base_version, current_version_number())
-        MapAssignment.objects.bulk_create([MapAssignment(version=version, category=c, expert=e) for c, e in pairs])
+        MapAssignment.objects.bulk_create([
+            MapAssignment(version=version, category=c, expert=e, split_expert=split_of.get(c.name, (None,))[0],
+                          split_share=split_of.get(c.name, (None, 0.0))[1]) for c, e in pairs])
+        after_splits = {c: {"expert": e.name, "share": share} for c, (e, share) in sorted(split_of.items())}
         changes = {c: [before.get(c), e] for c, e in sorted(assignments.items()) if before.get(c) != e}
         changes.update({c: [e, None] for c, e in before.items() if c not in assignments})
+        split_changes = {c: [before_splits.get(c), after_splits.get(c)]
+                         for c in sorted(set(before_splits) | set(after_splits))
+                         if before_splits.get(c) != after_splits.get(c)}
         audit(user, "rollback" if rolled_back_from else "publish", "map", f"v{version.number}",
-              {"note": version.note, "assignments": changes})
-        event = {"version": version.number, "assignments": dict(sorted(assignments.items())),
+              {"note": version.note, "assignments": changes, **({"splits": split_changes} if split_changes else {})})
+        event = {"version": version.number, "assignments": dict(sorted(assignments.items())), "splits": after_splits,
                  "author": getattr(user, "username", None), "note": version.note}
         publish("map", "map.changed", event)
         publish("dashboard", "map.changed", event)
@@ -114,7 +164,7 @@ def rollback_map(version_number, user=None, note="", base_version=None):
         raise MapError(f"no map version {version_number}.")
     base = current_version_number() if base_version is None else base_version
     return publish_map(base, map_assignments(old), note or f"rollback to v{version_number}", user,
-                       rolled_back_from=version_number)
+                       rolled_back_from=version_number, splits=map_splits(old))
 
 
 def _expert_values(data):
@@ -175,7 +225,8 @@ def save_expert(name, data, user=None):
         else:
             before = {f: getattr(expert, f) for f in values}
         if values.get("enabled") is False and expert.pk:
-            used = sorted(MapAssignment.objects.filter(version__number=current_version_number(), expert=expert)
+            used = sorted(MapAssignment.objects.filter(Q(expert=expert) | Q(split_expert=expert),
+                                                       version__number=current_version_number())
                           .values_list("category__name", flat=True))
             if used:
                 raise MapError(f"expert {name} serves {', '.join(used)} in the current map: map those categories "

@@ -31,24 +31,48 @@ def _int(value, default=None):
 def editor(request):
     snapshot = selectors.current_map()
     draft, error, status = dict(snapshot.assignments), None, 200
+    splits = {c: {"expert": e, "share": share} for c, (e, share) in snapshot.splits.items()}
     if request.method == "POST":
         _editor_only(request)
         categories = [c.name for c in active_categories()]
         draft = {c: request.POST[f"assign-{c}"] for c in categories if request.POST.get(f"assign-{c}")}
         try:
+            splits = _posted_splits(request.POST, categories)
             version = services.publish_map(_int(request.POST.get("base_version")), draft,
-                                           request.POST.get("note", ""), request.user)
+                                           request.POST.get("note", ""), request.user, splits=splits)
         except (services.MapError, services.StaleMapVersion) as exc:
             error, status = str(exc), 409 if isinstance(exc, services.StaleMapVersion) else 400
         else:
             messages.success(request, f"Saved map version v{version.number}.")
             return redirect("map-editor")
     base_version = _int(request.POST.get("base_version"), snapshot.version) if error else snapshot.version
-    return _editor_page(request, snapshot, draft, base_version, error=error, status=status)
+    return _editor_page(request, snapshot, draft, base_version, error=error, status=status, splits=splits)
 
 
-def _editor_page(request, snapshot, draft, base_version, *, error=None, status=200, backend_form=None):
-    """The editor; ``backend_form``: a submitted expert backend form to show again with its errors."""
+def _posted_splits(post, categories):
+    """The editor's split columns ({category: {"expert", "share"}}; shares are typed in percent)."""
+    splits = {}
+    for c in categories:
+        expert, percent = post.get(f"split-{c}", ""), post.get(f"share-{c}", "").strip()
+        if not expert:
+            continue
+        try:
+            share = float(percent) / 100
+        except ValueError:
+            raise services.MapError(f"split of {c}: give the share sent to {expert} in percent (0-100), "
+                                    f"not {percent!r}.")
+        splits[c] = {"expert": expert, "share": share}
+    return splits
+
+
+def _editor_page(request, snapshot, draft, base_version, *, error=None, status=200, backend_form=None, splits=None):
+    """The editor; ``backend_form``: a submitted expert backend form to show again with its errors; ``splits``:
+    the traffic splits to show (the current map's unless a refused draft's)."""
+    if splits is None:
+        splits = {c: {"expert": e, "share": share} for c, (e, share) in snapshot.splits.items()}
+    category_rows = [(c, splits[c.name]["expert"] if c.name in splits else None,
+                      round(splits[c.name]["share"] * 100, 1) if c.name in splits else None)
+                     for c in active_categories()]
     can_edit = can_edit_map(request.user)
     experts = selectors.experts()
     rows = [(e, selectors.expert_dict(e)["backend"],
@@ -56,6 +80,7 @@ def _editor_page(request, snapshot, draft, base_version, *, error=None, status=2
              if can_edit else None) for e in experts]
     return render(request, "experts/editor.html", {
         "map": snapshot, "draft": draft, "error": error, "categories": active_categories(), "experts": experts,
+        "category_rows": category_rows,
         "expert_rows": rows, "can_edit": can_edit, "router": active_router_row(), "base_version": base_version,
     }, status=status)
 

@@ -118,7 +118,7 @@ def route_prompts(prompts, source, *, fields=None, on_write=None, answer=None):
     results = router.route(prompts)
     decisions, extras = [], []
     for i, (prompt, r) in enumerate(zip(prompts, results)):
-        expert_name, expert_id = snapshot.expert_for(r.category, router.fallback)
+        expert_name, expert_id = snapshot.expert_for(r.category, router.fallback, prompt)
         decisions.append(RoutingDecision(
             source=source, prompt=prompt, category=r.category, predicted_category=r.predicted,
             confidence=r.confidence, probabilities=r.probabilities, entropy=r.entropy, margin=r.margin,

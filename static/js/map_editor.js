@@ -21,8 +21,17 @@
     return out;
   }
 
+  function splits() {  // the split columns, shares typed in percent
+    const out = {};
+    form.querySelectorAll("select[name^='split-']").forEach((el) => {
+      const share = Number(form.querySelector(`input[name='share-${el.name.slice(6)}']`).value);
+      if (el.value && share > 0 && share < 100) out[el.name.slice(6)] = {expert: el.value, share: share / 100};
+    });
+    return out;
+  }
+
   async function preview() {
-    const p = await postJSON("/api/map/preview", {assignments: draft(), n: 1000});
+    const p = await postJSON("/api/map/preview", {assignments: draft(), splits: splits(), n: 1000});
     $("preview").hidden = false;
     $("preview-n").textContent = p.decisions;
     $("preview-changed").textContent = p.changed;
