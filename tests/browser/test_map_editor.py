@@ -39,8 +39,32 @@ def test_edit_preview_save_diff_rollback(login, staff, active_router, live_serve
     assert page.locator("#versions tbody tr").count() == 3
 
 
+def test_split_part_of_a_category_to_a_canary(login, staff, active_router, live_server):
+    from experts.selectors import current_map, split_key
+    from routing.services import route_prompts
+
+    prompts = [f"Solve {i}x + 3 = {i + 11} for x." for i in range(12)]
+    decisions = route_prompts(prompts, "api")
+    maths = [p for p, d in zip(prompts, decisions) if d["category"] == "math"]
+    page = login("boss", "boss-pass-123")
+    page.goto(f"{live_server.url}/map/")
+    page.select_option("select[name='split-math']", "gemma-2-9b-it")
+    page.fill("input[name='share-math']", "50")
+    page.click("#preview-button")
+    page.wait_for_selector("#preview:not([hidden])")
+    expected = sum(split_key(p) < 0.5 for p in maths)
+    assert maths and page.inner_text("#preview-changed") == str(expected)
+    page.fill("#map-note", "half of math to a canary")
+    page.click("#save-button")
+    page.wait_for_selector(".msg")
+    assert current_map().splits == {"math": ("gemma-2-9b-it", 0.5)}
+    assert page.input_value("input[name='share-math']") == "50.0"
+    assert page.locator("select[name='split-math'] option:checked").inner_text() == "gemma-2-9b-it"
+
+
 def test_viewer_sees_no_edit_controls(login, user, live_server):
     page = login("operator", "operator-pass-123")
     page.goto(f"{live_server.url}/map/")
     assert page.locator("#save-button").count() == 0 and page.locator("#retrain-button").count() == 0
     assert page.locator("#map-grid input[type=radio]:not([disabled])").count() == 0
+    assert page.locator("#map-grid select:not([disabled])").count() == 0
