@@ -10,6 +10,7 @@ from routing.models import RoutingDecision
 
 from .engine import CategoryScores, ModelInfo, Problem
 from .engine.metrics import oracle_front, upper_hull
+from .engine.splits import split_front
 from .models import CategoryScore, PromptScore, QualityTable, TableModel
 
 FREQ_SOURCES = ("table", "traffic")
@@ -80,12 +81,16 @@ class Design:
     freq_source: str
     cost: str
     prompt_scores: np.ndarray | None  # P x M, per-prompt tables only (for the oracle)
+    splits: bool = False  # maps may split one category between two experts (the front's concave envelope)
 
     def front(self):
         return self.problem.front()
 
+    def split_front(self):
+        return split_front(self.problem.quality, self.problem.freq, self.problem.cost)
 
-def design(table, cost="total", freq_source="table", linked_only=False):
+
+def design(table, cost="total", freq_source="table", linked_only=False, splits=False):
     """The optimiser's problem for a table: quality per (category, model), frequencies from the table (its
     routed prompts' shares; uniform for a per-category table) or from routed traffic, cost per prompt."""
     if cost not in COSTS:
@@ -109,7 +114,7 @@ def design(table, cost="total", freq_source="table", linked_only=False):
         problem = Problem.from_table(scores, infos, cost=cost, freq=freq)
     except ValueError as exc:
         raise DesignError(str(exc))
-    return Design(table, models, problem, freq_source, cost, matrix)
+    return Design(table, models, problem, freq_source, cost, matrix, bool(splits))
 
 
 def chart_data(d: Design):
@@ -138,5 +143,12 @@ def chart_data(d: Design):
         "singles": singles,
         "hull": {"costs": np.asarray(hull[0]).tolist(), "scores": np.asarray(hull[1]).tolist()},
         "oracle": oracle,
+        "split_front": _split_front_data(d.split_front()) if d.splits else None,
     }
+
+
+def _split_front_data(sf):
+    """The concave front for the page: its vertices and how to walk it (as splits.SplitFront.at_budget does)."""
+    return {"costs": sf.costs.tolist(), "qualities": sf.qualities.tolist(), "start": sf.start.tolist(),
+            "steps": sf.steps.tolist()}
 

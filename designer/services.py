@@ -103,25 +103,44 @@ def link_models(table, links):
 
 
 def chosen_map(d, budget):
-    """{category: TableModel} of the best map within `budget` (average cost per prompt) for design `d`."""
+    """({category: TableModel}, split) of the best map within `budget` (average cost per prompt) for design `d`;
+    split is None or (category, TableModel, share) when `d.splits` lets one category be split."""
+    if d.splits:
+        smap = d.split_front().at_budget(float(budget))
+        if smap is None:
+            raise DesignError(f"No map costs {budget:g} B or less per prompt.")
+        categories = d.problem.categories
+        split = None if smap.split is None else (categories[smap.split], d.models[smap.to], smap.share)
+        return {c: d.models[e] for c, e in zip(categories, smap.choice)}, split
     front = d.front()
     i = front.at_budget(float(budget))
     if i is None:
         raise DesignError(f"No map costs {budget:g} B or less per prompt: the cheapest costs {front.costs[0]:.2f} B.")
-    return {c: d.models[e] for c, e in zip(d.problem.categories, front.choices[i])}
+    return {c: d.models[e] for c, e in zip(d.problem.categories, front.choices[i])}, None
 
 
-def apply_map(table, *, budget, base_version, user, cost="total", freq_source="table", linked_only=False):
+def apply_map(table, *, budget, base_version, user, cost="total", freq_source="table", linked_only=False,
+              splits=False):
     """Publish the best map at `budget` as a new map version. Categories the table does not cover keep their
-    current expert. Raises DesignError (unlinked models, no map within budget), experts.services.MapError (e.g.
-    the table's categories are not the router's) or StaleMapVersion (someone published meanwhile)."""
-    d = design(table, cost=cost, freq_source=freq_source, linked_only=linked_only)
-    chosen = chosen_map(d, budget)
-    unlinked = sorted({m.name for m in chosen.values() if m.expert_id is None})
+    current expert. With `splits`, the map may split one category between two experts (a traffic split in the
+    map); the table's categories' earlier splits end, others are kept. Raises DesignError (unlinked models, no map
+    within budget), experts.services.MapError (e.g. the table's categories are not the router's) or
+    StaleMapVersion (someone published meanwhile)."""
+    d = design(table, cost=cost, freq_source=freq_source, linked_only=linked_only, splits=splits)
+    chosen, split = chosen_map(d, budget)
+    unlinked = sorted({m.name for m in [*chosen.values(), *([split[1]] if split else [])] if m.expert_id is None})
     if unlinked:
         raise DesignError("Link these models to experts first: " + ", ".join(unlinked) + ".")
     snapshot = current_map()
     assignments = dict(snapshot.assignments) if snapshot else {}
     assignments.update({c: m.expert.name for c, m in chosen.items()})
     note = f"designer: table '{table.name}', {budget:g} B {cost} params per prompt, {freq_source} frequencies"
-    return publish_map(base_version, assignments, note, user)
+    new_splits = None
+    if splits:
+        new_splits = {c: {"expert": e, "share": share} for c, (e, share) in (snapshot.splits if snapshot else {}).items()
+                      if c not in chosen and assignments.get(c) != e}
+        if split is not None:
+            category, model, share = split
+            new_splits[category] = {"expert": model.expert.name, "share": share}
+            note += f", {share:.0%} of {category} to {model.expert.name}"
+    return publish_map(base_version, assignments, note, user, splits=new_splits)

@@ -55,7 +55,7 @@ def _options(params):
     cost = params.get("cost", "total")
     freq = params.get("freq", "table")
     return {"cost": cost if cost in COSTS else "total", "freq_source": freq if freq in FREQ_SOURCES else "table",
-            "linked_only": params.get("linked") == "1"}
+            "linked_only": params.get("linked") == "1", "splits": params.get("split") == "1"}
 
 
 def _render_table(request, qt, options, message="", error="", status=200):
@@ -115,5 +115,6 @@ def apply(request, pk):
     except (DesignError, MapError) as exc:
         return _render_table(request, qt, options, error=f"Map not applied: {exc}", status=400)
     query = "&".join(f"{k}={v}" for k, v in (("cost", options["cost"]), ("freq", options["freq_source"]),
-                                             ("linked", int(options["linked_only"])), ("applied", version.number)))
+                                             ("linked", int(options["linked_only"])),
+                                             ("split", int(options["splits"])), ("applied", version.number)))
     return redirect(reverse("designer:table", args=[pk]) + "?" + query)

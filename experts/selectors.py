@@ -75,7 +75,8 @@ def map_splits(version):
 
 
 def split_label(split):
-    return f"{split['expert']} {split['share']:.0%}" if split else None
+    """'expert 12.5%' for a split ({"expert", "share"})."""
+    return f"{split['expert']} {round(split['share'] * 100, 1):g}%" if split else None
 
 
 def experts():

@@ -9,7 +9,7 @@ from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
 from access.api import ApiError, api_view, json_body
-from experts.selectors import current_map
+from experts.selectors import current_map, split_label
 from experts.models import Expert
 
 from .models import Batch
@@ -37,7 +37,9 @@ def home(request):
             error = getattr(exc, "message", str(exc))
     snapshot = current_map()
     experts = {e.name: e for e in Expert.objects.all()}
-    rows = [(c, experts.get(e)) for c, e in sorted(snapshot.assignments.items())] if snapshot else []
+    splits = {c: split_label({"expert": e, "share": share}) for c, (e, share) in snapshot.splits.items()} \
+        if snapshot else {}
+    rows = [(c, experts.get(e), splits.get(c)) for c, e in sorted(snapshot.assignments.items())] if snapshot else []
     return render(request, "routing/home.html", {
         "map": snapshot, "map_rows": rows, "router": active_router_row(), "decision": decision,
         "error": error, "prompt": prompt,

@@ -36,6 +36,22 @@
     return i;
   }
 
+  // with "allow one split category": the map on the concave front at the budget (as splits.SplitFront.at_budget)
+  const sf = data.split_front;
+  function splitAtBudget(budget) {
+    const tol = budget * 1e-9 + 1e-12;
+    let k = 0;
+    while (k + 1 < sf.costs.length && sf.costs[k + 1] <= budget + tol) k += 1;
+    const choice = sf.start.slice();
+    sf.steps.slice(0, k).forEach(([c, , to]) => { choice[c] = to; });
+    if (k === sf.steps.length) return { choice: choice, split: null, cost: sf.costs[k], quality: sf.qualities[k] };
+    const share = (budget - sf.costs[k]) / (sf.costs[k + 1] - sf.costs[k]);
+    if (share <= 1e-9) return { choice: choice, split: null, cost: sf.costs[k], quality: sf.qualities[k] };
+    const [c, , to] = sf.steps[k];
+    return { choice: choice, split: { category: c, to: to, share: share }, cost: budget,
+      quality: sf.qualities[k] + share * (sf.qualities[k + 1] - sf.qualities[k]) };
+  }
+
   const points = (xs, ys) => xs.map((x, i) => ({ x: x, y: ys[i] }));
   const singles = data.experts.map((name, e) => ({ x: data.expert_cost[e], y: data.singles[e], name: name }))
     .filter((p) => p.y !== null);
@@ -46,6 +62,10 @@
     { label: "random-mix hull", data: points(data.hull.costs, data.hull.scores), showLine: true,
       borderColor: "#999", borderDash: [6, 4], pointRadius: 0 },
   ];
+  if (sf) {
+    datasets.splice(1, 0, { label: "CoE front, one split category", data: points(sf.costs, sf.qualities),
+      showLine: true, borderColor: "#7a5af8", backgroundColor: "#7a5af8", pointRadius: 2 });
+  }
   if (data.oracle) {
     datasets.push({ label: `per-prompt oracle (${data.oracle.prompts} prompts)`,
       data: points(data.oracle.costs, data.oracle.scores), showLine: true, borderColor: "#067647", pointRadius: 0 });
@@ -67,20 +87,33 @@
   slider.max = front.costs[front.costs.length - 1];
   slider.value = slider.max;
 
+  function mapAt(budget) {
+    if (sf) return splitAtBudget(budget);
+    const i = atBudget(budget);
+    return { choice: front.maps[i], split: null, cost: front.costs[i], quality: front.qualities[i] };
+  }
+
   function show() {
     const budget = parseFloat(slider.value);
-    const i = atBudget(budget);
+    const m = mapAt(budget);
     document.getElementById("budget-value").textContent = budget.toFixed(2);
-    document.getElementById("map-quality").textContent = front.qualities[i].toFixed(3);
-    document.getElementById("map-cost").textContent = front.costs[i].toFixed(2);
+    document.getElementById("map-quality").textContent = m.quality.toFixed(3);
+    document.getElementById("map-cost").textContent = m.cost.toFixed(2);
     const body = document.querySelector("#budget-map tbody");
     body.replaceChildren();
     data.categories.forEach((cat, c) => {
       const row = body.insertRow();
-      const e = front.maps[i][c];
-      [cat, data.experts[e], data.linked[e] || "(not linked)"].forEach((t) => { row.insertCell().textContent = t; });
+      const e = m.choice[c];
+      let model = data.experts[e], expert = data.linked[e] || "(not linked)";
+      if (m.split && m.split.category === c) {
+        const pct = (m.split.share * 100).toFixed(1);
+        row.className = "split";
+        model += ` + ${pct}% to ${data.experts[m.split.to]}`;
+        expert += ` + ${pct}% to ${data.linked[m.split.to] || "(not linked)"}`;
+      }
+      [cat, model, expert].forEach((t) => { row.insertCell().textContent = t; });
     });
-    chosen.data = [{ x: front.costs[i], y: front.qualities[i], name: "chosen map" }];
+    chosen.data = [{ x: m.cost, y: m.quality, name: "chosen map" }];
     chart.update();
     const field = document.getElementById("apply-budget");
     if (field) field.value = budget;

@@ -54,3 +54,28 @@ def test_upload_design_and_apply(login, user, live_server, tmp_path):
     page.click("nav >> text=Router")
     assert page.inner_text("#map-version") == f"v{before + 1}"
     assert "coding\tqwen2-72b-instruct" in page.inner_text("#map-table")
+
+
+def test_split_map_shown_at_the_budget_and_applied(login, user, live_server):
+    from designer.services import import_table
+    from experts.selectors import current_map
+
+    user.is_staff = True
+    user.save()
+    models = b"model,total_params\nqwen2-7b-instruct,7.6\nqwen2-72b-instruct,72.7\n"
+    qt = import_table(name="cats", kind="category", scores=("c.csv", SCORES.encode()), models=("m.csv", models))
+    page = login("operator", "operator-pass-123")
+    page.goto(f"{live_server.url}/designer/{qt.pk}/")
+    page.check("#options input[name=split]")
+    page.click("#options button[type=submit]")
+    page.wait_for_selector("#budget-map tbody tr")
+    budget = 7.6 + 1.5 * 0.25 * (72.7 - 7.6)  # math moved whole, then half of coding
+    page.eval_on_selector("#budget", f"el => {{ el.value = {budget}; el.dispatchEvent(new Event('input')); }}")
+    rows = dict(line.split("\t")[:2] for line in page.inner_text("#budget-map tbody").splitlines())
+    assert rows["coding"] == "qwen2-7b-instruct + 50.0% to qwen2-72b-instruct" and rows["math"] == "qwen2-72b-instruct"
+    assert page.inner_text("#map-cost") == f"{budget:.2f}"
+    assert page.inner_text("#map-quality") == f"{(9 + 6 + 6 + 8) / 4:.3f}"  # halfway from 3 to 9 on coding
+    page.click("#apply-map")
+    page.wait_for_selector("#design-message")
+    assert current_map().splits == {"coding": ("qwen2-72b-instruct", pytest.approx(0.5))}
+    assert page.locator("#options input[name=split]").is_checked()

@@ -158,6 +158,7 @@ def test_editor_page_saves_splits_in_percent_and_shows_them(editor):
     assert r.status_code == 302 and current_map().splits == {"math": (CANARY, 0.125)}
     page = c.get("/map/").content.decode()
     assert 'name="share-math" aria-label="math split share (%)" min="0.1" max="99.9" step="0.1" value="12.5"' in page
+    assert f"qwen2-72b-instruct <span class=\"muted split\">(split: {CANARY} 12.5%)</span>" in c.get("/").content.decode()
     r = c.post("/map/", form_data(**{"split-math": CANARY, "share-math": "lots"}))
     assert r.status_code == 400 and "give the share sent to gemma-2-9b-it in percent" in r.content.decode()
     r = c.post("/map/", form_data(**{"split-math": CANARY, "share-math": "100"}))
