@@ -168,43 +168,51 @@ def machine_of(params):
 
 
 def _expert_list(params):
-    """(engine ExpertSpec list, category → expert name or None for uniform experts)."""
+    """(engine ExpertSpec list, category → expert name or None for uniform experts, category → (split expert,
+    share))."""
     ex = params["experts"]
     if ex["source"] == "uniform":
-        return uniform_experts(ex["count"], ex["params"], ex["bytes_per_param"]), None
-    assignments, specs = selectors.map_experts(ex["map_version"])
+        return uniform_experts(ex["count"], ex["params"], ex["bytes_per_param"]), None, {}
+    assignments, specs, splits = selectors.map_experts(ex["map_version"])
     if not specs:
         raise ConfigError(f"map version {ex['map_version']} assigns no experts")
-    return [expert_from_dict(s) for s in specs], assignments
+    return [expert_from_dict(s) for s in specs], assignments, splits
 
 
 def build_config(params, experts=None):
     if experts is None:
-        experts, _ = _expert_list(params)
+        experts, _, _ = _expert_list(params)
     return SimConfig(machine_of(params), experts, policy=params["policy"], batching=params["batching"],
                      batch_size=params["batch_size"], snapshot_cap=SNAPSHOT_CAP)
 
 
-def decision_expert(category, expert_name, assignments, names):
+def decision_expert(category, expert_name, assignments, names, splits=None, key=None):
     """The engine expert a routed decision runs on: its category goes through the run's map (falling back
-    to 'general' as routing does), so the same traffic can be replayed on another map version."""
-    name = assignments.get(category) or assignments.get("general") or expert_name
+    to 'general' as routing does, and following a traffic split by the prompt's `key`), so the same traffic can
+    be replayed on another map version."""
+    if not assignments.get(category):
+        category = "general"
+    name = assignments.get(category) or expert_name
+    split = (splits or {}).get(category)
+    if split is not None and key is not None and key < split[1]:
+        name = split[0]
     if name not in names:
         raise ConfigError(f"decision category {category!r} maps to {name!r}, which is not in the run's experts")
     return name
 
 
-def replay_records(rows, assignments, names, output_tokens, rate=None, origin=None):
-    """Engine replay records from decision rows (id, created_at, category, expert name, prompt chars)."""
+def replay_records(rows, assignments, names, output_tokens, rate=None, origin=None, splits=None, keys=None):
+    """Engine replay records from decision rows (id, created_at, category, expert name, prompt chars); `keys`:
+    decision id → traffic-split key, for the decisions of the map's split categories."""
     if assignments is None:  # uniform experts: real experts in name order → expert-000, expert-001, …
         real = sorted({r[3] for r in rows if r[3]})
         slot = {name: names[i % len(names)] for i, name in enumerate(real)}
     records = []
-    for order, (_, created, category, expert_name, chars) in enumerate(rows):
+    for order, (pk, created, category, expert_name, chars) in enumerate(rows):
         if assignments is None:
             name = slot.get(expert_name, names[0])
         else:
-            name = decision_expert(category, expert_name, assignments, names)
+            name = decision_expert(category, expert_name, assignments, names, splits, (keys or {}).get(pk))
         record = {"expert": name, "prompt_tokens": max(1, round((chars or 0) / CHARS_PER_TOKEN)),
                   "output_tokens": output_tokens}
         if rate is None:
@@ -218,7 +226,7 @@ def replay_records(rows, assignments, names, output_tokens, rate=None, origin=No
 
 def build(params):
     """(SimConfig, Workload) for resolved parameters (simulate() pins the hot set for policy 'pinned')."""
-    experts, assignments = _expert_list(params)
+    experts, assignments, splits = _expert_list(params)
     names = [e.name for e in experts]
     wl = params["workload"]
     if wl["kind"] == "synthetic":
@@ -229,6 +237,10 @@ def build(params):
                     else selectors.batch_decisions(wl["batch_id"]))
         if not rows:
             raise ConfigError("the replayed decisions no longer exist")
-        workload = replay(replay_records(rows, assignments, names, params["output_tokens"], wl["rate"]),
-                          rate=wl["rate"])
+        keys = None
+        if splits:
+            split_ids = [r[0] for r in rows if (r[2] if assignments.get(r[2]) else "general") in splits]
+            keys = selectors.prompt_keys(split_ids)
+        workload = replay(replay_records(rows, assignments, names, params["output_tokens"], wl["rate"],
+                                         splits=splits, keys=keys), rate=wl["rate"])
     return build_config(params, experts), workload

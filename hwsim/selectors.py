@@ -28,14 +28,30 @@ def map_version_number(number=None):
 
 
 def map_experts(number):
-    """(category → expert name, [{"name", "params", "bytes_per_param"}]) for map version `number`."""
+    """(category → expert name, [{"name", "params", "bytes_per_param"}], category → (split expert name, share))
+    for map version `number`; split experts are among the specs."""
     rows = MapAssignment.objects.filter(version__number=number).values_list(
-        "category__name", "expert__name", "expert__parameters", "expert__bytes_per_parameter")
-    assignments, specs = {}, {}
-    for category, name, params, bpp in rows:
+        "category__name", "expert__name", "expert__parameters", "expert__bytes_per_parameter",
+        "split_expert__name", "split_expert__parameters", "split_expert__bytes_per_parameter", "split_share")
+    assignments, specs, splits = {}, {}, {}
+    for category, name, params, bpp, split, split_params, split_bpp, share in rows:
         assignments[category] = name
         specs[name] = {"name": name, "params": float(params), "bytes_per_param": float(bpp)}
-    return assignments, [specs[n] for n in sorted(specs)]
+        if split:
+            splits[category] = (split, share)
+            specs[split] = {"name": split, "params": float(split_params), "bytes_per_param": float(split_bpp)}
+    return assignments, [specs[n] for n in sorted(specs)], splits
+
+
+def prompt_keys(ids):
+    """{decision id: its prompt's traffic-split key} (experts.selectors.split_key), for replaying split maps."""
+    from experts.selectors import split_key
+
+    keys = {}
+    for start in range(0, len(ids), 2000):
+        for pk, prompt in RoutingDecision.objects.filter(id__in=ids[start:start + 2000]).values_list("id", "prompt"):
+            keys[pk] = split_key(prompt)
+    return keys
 
 
 def pool_experts():

@@ -78,6 +78,24 @@ def test_recent_replay_resolves_a_fixed_id_range_and_maps_categories_through_the
     assert P.build(params)[1].expert == workload.expert
 
 
+def test_replay_on_a_split_map_moves_the_split_share_by_prompt_key(make_decisions):
+    from experts.selectors import current_map, split_key
+    from experts.services import publish_map
+
+    made = make_decisions([("coding", n) for n in range(1, 201)] + [("nowhere", 7)])  # prompts "x" * n
+    snap = current_map()
+    version = publish_map(snap.version, dict(snap.assignments), "canary",
+                          splits={"coding": {"expert": "gemma-2-9b-it", "share": 0.3},
+                                  "general": {"expert": "qwen2-7b-instruct", "share": 0.5}})
+    params = P.normalise({"experts": {"source": "map", "map_version": version.number},
+                          "workload": {"kind": "replay", "source": "recent", "count": len(made)}})
+    config, workload = P.build(params)
+    expected = ["gemma-2-9b-it" if split_key("x" * n) < 0.3 else snap.assignments["coding"] for n in range(1, 201)]
+    expected.append("qwen2-7b-instruct" if split_key("x" * 7) < 0.5 else snap.assignments["general"])
+    assert workload.expert == expected and 30 < expected.count("gemma-2-9b-it") < 90
+    assert {"gemma-2-9b-it", "qwen2-7b-instruct"} <= {e.name for e in config.experts}
+
+
 def test_replay_on_uniform_experts_spreads_real_experts_over_them(make_decisions):
     make_decisions([("coding", 40), ("writing", 40), ("roleplay", 40), ("coding", 40)])
     params = P.normalise({"experts": {"source": "uniform", "count": 2, "params": 7e9},
