@@ -25,6 +25,9 @@ class ExpertForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        current = current_version_number()
+        if data.get("base_version") != current:
+            raise forms.ValidationError(str(services.StaleMapVersion(data.get("base_version"), current)))
         name = self.instance.name if self.instance.pk else data.get("name")
         if name and not self.errors:
             try:
@@ -117,7 +120,8 @@ class NewMapVersionForm(forms.ModelForm):
         super().__init__(*args, **kwargs)
         snap = current_map()
         experts = [(e.name, e.name) for e in Expert.objects.filter(enabled=True)]
-        self.base_version = current_version_number()
+        # the version this form was opened on: a version published meanwhile makes the save stale, as in the editor
+        self.fields["base_version"] = forms.IntegerField(widget=forms.HiddenInput, initial=current_version_number())
         for category in active_categories():
             name, split = category.name, (snap.splits.get(category.name) if snap else None)
             self.fields[f"assign_{name}"] = forms.ChoiceField(
@@ -131,6 +135,9 @@ class NewMapVersionForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
+        current = current_version_number()
+        if data.get("base_version") != current:
+            raise forms.ValidationError(str(services.StaleMapVersion(data.get("base_version"), current)))
         for key in [k for k in self.fields if k.startswith("split_")]:
             category = key[6:]
             if data.get(key) and data.get(f"share_{category}") is None:
@@ -160,7 +167,7 @@ class MapVersionAdmin(admin.ModelAdmin):
     def get_fieldsets(self, request, obj=None):
         if obj is None:
             form = NewMapVersionForm()
-            return [(None, {"fields": ["note", *[f for f in form.fields if f.startswith("assign_")]]}),
+            return [(None, {"fields": ["note", "base_version", *[f for f in form.fields if f.startswith("assign_")]]}),
                     ("Traffic splits", {"fields": [f for f in form.fields if f.startswith(("split_", "share_"))],
                                         "classes": ["collapse"]})]
         return super().get_fieldsets(request, obj)
@@ -173,7 +180,7 @@ class MapVersionAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         assignments = {k[7:]: v for k, v in form.cleaned_data.items() if k.startswith("assign_")}
-        version = services.publish_map(form.base_version, assignments, form.cleaned_data.get("note", ""),
+        version = services.publish_map(form.cleaned_data["base_version"], assignments, form.cleaned_data.get("note", ""),
                                        request.user, splits=form.splits())
         obj.pk, obj.number = version.pk, version.number
 

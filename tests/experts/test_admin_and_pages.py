@@ -4,6 +4,7 @@ from django.test import Client
 
 from experts.models import AuditEntry, MapVersion
 from experts.selectors import current_map
+from experts.services import publish_map
 from routing.models import Category
 
 pytestmark = pytest.mark.django_db
@@ -24,11 +25,26 @@ def client_for(user):
 
 def test_admin_add_map_version_goes_through_the_service(staff):
     data = {f"assign_{c}": e for c, e in current_map().assignments.items()}
-    data.update({"assign_math": "gemma-2-9b-it", "note": "from admin"})
+    data.update({"assign_math": "gemma-2-9b-it", "note": "from admin", "base_version": 1})
     r = client_for(staff).post("/admin/experts/mapversion/add/", data)
     assert r.status_code == 302, r.content[:2000]
     assert current_map().version == 2 and current_map().assignments["math"] == "gemma-2-9b-it"
     assert AuditEntry.objects.get(object_name="v2").actor == staff
+
+
+def test_admin_save_on_an_outdated_version_is_refused(staff):
+    c = client_for(staff)
+    assert 'name="base_version" value="1"' in c.get("/admin/experts/mapversion/add/").content.decode()
+    data = {f"assign_{c}": e for c, e in current_map().assignments.items()}
+    publish_map(1, {**data_assignments(data), "coding": "gemma-2-27b-it"}, "someone else, meanwhile")
+    data.update({"assign_math": "gemma-2-9b-it", "note": "from admin", "base_version": 1})
+    r = c.post("/admin/experts/mapversion/add/", data)
+    assert r.status_code == 200 and "Map version 1 is out of date: the current version is 2." in r.content.decode()
+    assert current_map().version == 2 and current_map().assignments["math"] != "gemma-2-9b-it"
+
+
+def data_assignments(data):
+    return {k[7:]: v for k, v in data.items() if k.startswith("assign_")}
 
 
 def test_admin_snapshots_are_read_only(staff):

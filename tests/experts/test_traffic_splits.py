@@ -174,10 +174,10 @@ def test_admin_add_version_with_a_split():
     c = Client()
     c.force_login(staff)
     data = {f"assign_{k}": v for k, v in assignments().items()}
-    data.update({"note": "admin canary", "split_coding": CANARY, "share_coding": "5"})
+    data.update({"note": "admin canary", "split_coding": CANARY, "share_coding": "5", "base_version": 1})
     r = c.post("/admin/experts/mapversion/add/", data)
     assert r.status_code == 302 and current_map().splits == {"coding": (CANARY, 0.05)}
-    data.update({"split_coding": CANARY, "share_coding": ""})
+    data.update({"split_coding": CANARY, "share_coding": "", "base_version": 2})
     r = c.post("/admin/experts/mapversion/add/", data)
     assert r.status_code == 200 and "Give the share (%) sent to the split expert." in r.content.decode()
     assert Expert.objects.get(name=CANARY).enabled and current_map().version == 2
