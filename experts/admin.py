@@ -25,9 +25,6 @@ class ExpertForm(forms.ModelForm):
 
     def clean(self):
         data = super().clean()
-        current = current_version_number()
-        if data.get("base_version") != current:
-            raise forms.ValidationError(str(services.StaleMapVersion(data.get("base_version"), current)))
         name = self.instance.name if self.instance.pk else data.get("name")
         if name and not self.errors:
             try:
@@ -134,17 +131,25 @@ class NewMapVersionForm(forms.ModelForm):
                 initial=round(split[1] * 100, 1) if split else None)
 
     def clean(self):
+        """Field checks, then the map service itself in a rolled-back savepoint (as ExpertForm does), so a stale
+        base version or any other refusal is shown on the form."""
         data = super().clean()
-        current = current_version_number()
-        if data.get("base_version") != current:
-            raise forms.ValidationError(str(services.StaleMapVersion(data.get("base_version"), current)))
         for key in [k for k in self.fields if k.startswith("split_")]:
-            category = key[6:]
-            if data.get(key) and data.get(f"share_{category}") is None:
-                self.add_error(f"share_{category}", "Give the share (%) sent to the split expert.")
-            elif data.get(key) and data.get(key) == data.get(f"assign_{category}"):
-                self.add_error(key, "The split expert must differ from the category's expert.")
+            if data.get(key) and data.get(f"share_{key[6:]}") is None:
+                self.add_error(f"share_{key[6:]}", "Give the share (%) sent to the split expert.")
+        if not self.errors:
+            try:
+                with transaction.atomic():
+                    services.publish_map(data["base_version"], self.assignments(), "", None, splits=self.splits())
+                    raise _DryRun
+            except _DryRun:
+                pass
+            except (services.MapError, services.StaleMapVersion) as exc:
+                raise forms.ValidationError(str(exc))
         return data
+
+    def assignments(self):
+        return {k[7:]: v for k, v in self.cleaned_data.items() if k.startswith("assign_")}
 
     def splits(self):
         """{category: {"expert", "share"}} from the split fields (shares typed in percent)."""
@@ -179,8 +184,7 @@ class MapVersionAdmin(admin.ModelAdmin):
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change):
-        assignments = {k[7:]: v for k, v in form.cleaned_data.items() if k.startswith("assign_")}
-        version = services.publish_map(form.cleaned_data["base_version"], assignments, form.cleaned_data.get("note", ""),
+        version = services.publish_map(form.cleaned_data["base_version"], form.assignments(), form.cleaned_data.get("note", ""),
                                        request.user, splits=form.splits())
         obj.pk, obj.number = version.pk, version.number
 

@@ -180,4 +180,8 @@ def test_admin_add_version_with_a_split():
     data.update({"split_coding": CANARY, "share_coding": "", "base_version": 2})
     r = c.post("/admin/experts/mapversion/add/", data)
     assert r.status_code == 200 and "Give the share (%) sent to the split expert." in r.content.decode()
+    data.update({"split_coding": data["assign_coding"], "share_coding": "5"})
+    r = c.post("/admin/experts/mapversion/add/", data)
+    assert r.status_code == 200 and "already serves the whole category" in r.content.decode()
     assert Expert.objects.get(name=CANARY).enabled and current_map().version == 2
+    assert AuditEntry.objects.filter(object_type="map").count() == 1  # the form's dry runs left nothing behind
