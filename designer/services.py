@@ -137,8 +137,8 @@ def apply_map(table, *, budget, base_version, user, cost="total", freq_source="t
     note = f"designer: table '{table.name}', {budget:g} B {cost} params per prompt, {freq_source} frequencies"
     new_splits = None
     if splits:
-        new_splits = {c: {"expert": e, "share": share} for c, (e, share) in (snapshot.splits if snapshot else {}).items()
-                      if c not in chosen and assignments.get(c) != e}
+        new_splits = {c: s for c, s in (snapshot.splits if snapshot else {}).items()
+                      if c not in chosen and assignments.get(c) != s["expert"]}
         if split is not None:
             category, model, share = split
             new_splits[category] = {"expert": model.expert.name, "share": share}

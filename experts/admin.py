@@ -125,10 +125,10 @@ class NewMapVersionForm(forms.ModelForm):
                 label=name, choices=experts, initial=snap.assignments.get(name) if snap else None)
             self.fields[f"split_{name}"] = forms.ChoiceField(
                 label=f"{name}: split to", choices=[("", "none"), *experts], required=False,
-                initial=split[0] if split else "", help_text="Optional: another expert for a share of this category.")
+                initial=split["expert"] if split else "", help_text="Optional: another expert for a share of this category.")
             self.fields[f"share_{name}"] = forms.FloatField(
                 label=f"{name}: split share (%)", required=False, min_value=0.1, max_value=99.9,
-                initial=round(split[1] * 100, 1) if split else None)
+                initial=round(split["share"] * 100, 1) if split else None)
 
     def clean(self):
         """Field checks, then the map service itself in a rolled-back savepoint (as ExpertForm does), so a stale
@@ -184,8 +184,8 @@ class MapVersionAdmin(admin.ModelAdmin):
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change):
-        version = services.publish_map(form.cleaned_data["base_version"], form.assignments(), form.cleaned_data.get("note", ""),
-                                       request.user, splits=form.splits())
+        version = services.publish_map(form.cleaned_data["base_version"], form.assignments(),
+                                       form.cleaned_data.get("note", ""), request.user, splits=form.splits())
         obj.pk, obj.number = version.pk, version.number
 
     def save_related(self, request, form, formsets, change):

@@ -16,7 +16,7 @@ def _map_payload():
     snap = selectors.current_map()
     version = selectors.versions()[0]
     return {"version": snap.version, "assignments": dict(sorted(snap.assignments.items())),
-            "splits": {c: {"expert": e, "share": share} for c, (e, share) in sorted(snap.splits.items())},
+            "splits": dict(sorted(snap.splits.items())),
             "author": version.author.username if version.author else None, "note": version.note,
             "created_at": version.created_at.isoformat(), "rolled_back_from": version.rolled_back_from}
 

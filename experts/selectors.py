@@ -3,6 +3,7 @@
 Finding the current version is one indexed query (``MapVersion.number`` is unique); the assignments are fetched
 only when that number changes, so every worker picks up a new map on its next prompt with no flush by hand.
 """
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -23,17 +24,20 @@ class MapSnapshot:
     version_id: int
     assignments: dict  # category name → expert name
     expert_ids: dict  # expert name → pk
-    splits: dict = field(default_factory=dict)  # category name → (split expert name, share)
+    splits: dict = field(default_factory=dict)  # category name → {"expert": name, "share": fraction}
+
+    def serving_category(self, category, fallback="general"):
+        """The category whose entry serves ``category``: itself if mapped, else the fallback."""
+        return category if self.assignments.get(category) else fallback
 
     def expert_for(self, category, fallback="general", prompt=None):
         """(expert name, expert pk) for ``category``; an unmapped category uses the fallback's expert (and split).
         A split category sends ``prompt`` to its split expert when the prompt's key is below the share."""
-        if not self.assignments.get(category):
-            category = fallback
+        category = self.serving_category(category, fallback)
         name = self.assignments.get(category)
         split = self.splits.get(category)
-        if split is not None and prompt is not None and split_key(prompt) < split[1]:
-            name = split[0]
+        if split is not None and prompt is not None and split_key(prompt) < split["share"]:
+            name = split["expert"]
         return name, self.expert_ids.get(name)
 
 
@@ -54,24 +58,22 @@ def current_map():
     if snap is not None and (snap.version, snap.version_id) == head:
         return snap
     with _lock:
-        rows = MapAssignment.objects.filter(version_id=head[1]).values_list(
-            "category__name", "expert__name", "expert_id", "split_expert__name", "split_expert_id", "split_share")
-        ids = {e: pk for _, e, pk, *_ in rows} | {e: pk for *_, e, pk, _ in rows if e}
-        snap = MapSnapshot(head[0], head[1], {c: e for c, e, *_ in rows}, ids,
-                           {c: (e, share) for c, _, _, e, _, share in rows if e})
-        _cache["snapshot"] = snap
+        snap = _cache["snapshot"] = _snapshot(*head)
     return snap
 
 
-def map_assignments(version):
-    return dict(MapAssignment.objects.filter(version=version).values_list("category__name", "expert__name"))
+def map_snapshot(number):
+    """The MapSnapshot of version ``number`` (None if there is none): replaying traffic on an older map."""
+    head = MapVersion.objects.filter(number=number).values_list("number", "pk").first()
+    return _snapshot(*head) if head else None
 
 
-def map_splits(version):
-    """{category: {"expert": name, "share": fraction}} for the split categories of ``version``."""
-    rows = MapAssignment.objects.filter(version=version, split_expert__isnull=False).values_list(
-        "category__name", "split_expert__name", "split_share")
-    return {c: {"expert": e, "share": share} for c, e, share in rows}
+def _snapshot(number, pk):
+    rows = MapAssignment.objects.filter(version_id=pk).values_list(
+        "category__name", "expert__name", "expert_id", "split_expert__name", "split_expert_id", "split_share")
+    ids = {e: pk for _, e, pk, *_ in rows} | {e: pk for *_, e, pk, _ in rows if e}
+    return MapSnapshot(number, pk, {c: e for c, e, *_ in rows}, ids,
+                       {c: {"expert": e, "share": share} for c, _, _, e, _, share in rows if e})
 
 
 def split_label(split):
@@ -93,18 +95,14 @@ def versions():
 
 def diff_versions(a, b):
     """Rows (category, expert in a, expert in b, changed) for two version numbers, all categories of either."""
-    old, new = MapVersion.objects.get(number=a), MapVersion.objects.get(number=b)
-    left, right = map_assignments(old), map_assignments(new)
-    left_split, right_split = map_splits(old), map_splits(new)
+    left, right = map_snapshot(a), map_snapshot(b)
 
-    def shown(expert, split):
-        return expert if split is None else f"{expert} (split: {split_label(split)})"
+    def shown(snap, category):
+        expert, split = snap.assignments.get(category), snap.splits.get(category)
+        return expert if expert is None or split is None else f"{expert} (split: {split_label(split)})"
 
-    rows = []
-    for c in sorted(set(left) | set(right)):
-        l_, r_ = shown(left.get(c), left_split.get(c)), shown(right.get(c), right_split.get(c))
-        rows.append((c, l_ if left.get(c) else None, r_ if right.get(c) else None, l_ != r_))
-    return rows
+    rows = [(c, shown(left, c), shown(right, c)) for c in sorted(set(left.assignments) | set(right.assignments))]
+    return [(c, l_, r_, l_ != r_) for c, l_, r_ in rows]
 
 
 def impact_preview(draft, n=1000, fallback="general", splits=None):
@@ -120,7 +118,7 @@ def impact_preview(draft, n=1000, fallback="general", splits=None):
     rows.reverse()
     pool = {e.name: e for e in Expert.objects.all()}
     before = [e for _, e, _ in rows]
-    snapshot = MapSnapshot(0, 0, dict(draft), {}, {c: (v["expert"], v["share"]) for c, v in (splits or {}).items()})
+    snapshot = MapSnapshot(0, 0, dict(draft), {}, dict(splits or {}))
     after = [snapshot.expert_for(c, fallback, prompt)[0] for c, _, prompt in rows]
     counts = {name: {"before": before.count(name), "after": after.count(name)} for name in sorted(pool)}
 
@@ -159,8 +157,6 @@ def _simulated_switches(sequence, prompt_tokens, pool, machine="sn40l-8"):
 
 def expert_dict(expert):
     """The public shape of an expert and its backend. The API key is never shown: only whether its variable is set."""
-    import os
-
     return {
         "name": expert.name, "model_id": expert.model_id, "parameters": expert.parameters,
         "active_parameters": expert.active_parameters, "bytes_per_parameter": expert.bytes_per_parameter,

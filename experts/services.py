@@ -9,7 +9,7 @@ from django.db.models import Q
 from coe_site.realtime import publish
 
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
-from .selectors import current_version_number, map_assignments, map_splits
+from .selectors import current_version_number, map_snapshot
 
 FALLBACK_CATEGORY = "general"
 EXPERT_FIELDS = ("model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length", "enabled",
@@ -75,7 +75,7 @@ def _validate(assignments, categories):
 
 
 def _validate_splits(splits, assignments, experts):
-    """{category: (split Expert, share)} from {category: {"expert": name, "share": fraction}}."""
+    """{category: MapAssignment split fields} from {category: {"expert": name, "share": fraction}}."""
     if not isinstance(splits, dict):
         raise MapError('splits must be an object of category → {"expert": name, "share": fraction}.')
     problems, out = [], {}
@@ -96,7 +96,7 @@ def _validate_splits(splits, assignments, experts):
             problems.append(f"split of {category}: share must be a fraction between 0 and 1 (exclusive), "
                             f"got {share!r}")
         else:
-            out[category] = (experts[name], float(share))
+            out[category] = {"split_expert": experts[name], "split_share": float(share)}
     if problems:
         raise MapError("; ".join(problems) + ".")
     return out
@@ -125,9 +125,8 @@ def publish_map(base_version, assignments, note="", user=None, rolled_back_from=
         current = current_version_number() or 0
         if base_version != current:
             raise StaleMapVersion(base_version, current)
-        previous = MapVersion.objects.get(number=current) if current else None
-        before = map_assignments(previous) if previous else {}
-        before_splits = map_splits(previous) if previous else {}
+        previous = map_snapshot(current) if current else None
+        before, before_splits = (previous.assignments, previous.splits) if previous else ({}, {})
         if splits is None:
             splits = _kept_splits(before_splits, assignments)
         split_of = _validate_splits(splits, assignments, {e.name: e for e in Expert.objects.all()})
@@ -138,10 +137,10 @@ def publish_map(base_version, assignments, note="", user=None, rolled_back_from=
                                                     rolled_back_from=rolled_back_from)
         except IntegrityError:  # a concurrent editor took number current+1 first
             raise StaleMapVersion(base_version, current_version_number())
-        MapAssignment.objects.bulk_create([
-            MapAssignment(version=version, category=c, expert=e, split_expert=split_of.get(c.name, (None,))[0],
-                          split_share=split_of.get(c.name, (None, 0.0))[1]) for c, e in pairs])
-        after_splits = {c: {"expert": e.name, "share": share} for c, (e, share) in sorted(split_of.items())}
+        MapAssignment.objects.bulk_create([MapAssignment(version=version, category=c, expert=e,
+                                                         **split_of.get(c.name, {})) for c, e in pairs])
+        after_splits = {c: {"expert": f["split_expert"].name, "share": f["split_share"]}
+                        for c, f in sorted(split_of.items())}
         changes = {c: [before.get(c), e] for c, e in sorted(assignments.items()) if before.get(c) != e}
         changes.update({c: [e, None] for c, e in before.items() if c not in assignments})
         split_changes = {c: [before_splits.get(c), after_splits.get(c)]
@@ -158,13 +157,12 @@ def publish_map(base_version, assignments, note="", user=None, rolled_back_from=
 
 def rollback_map(version_number, user=None, note="", base_version=None):
     """Publish a new version equal to ``version_number``'s assignments (on top of ``base_version`` if given)."""
-    try:
-        old = MapVersion.objects.get(number=version_number)
-    except MapVersion.DoesNotExist:
+    old = map_snapshot(version_number)
+    if old is None:
         raise MapError(f"no map version {version_number}.")
     base = current_version_number() if base_version is None else base_version
-    return publish_map(base, map_assignments(old), note or f"rollback to v{version_number}", user,
-                       rolled_back_from=version_number, splits=map_splits(old))
+    return publish_map(base, dict(old.assignments), note or f"rollback to v{version_number}", user,
+                       rolled_back_from=version_number, splits=dict(old.splits))
 
 
 def _expert_values(data):

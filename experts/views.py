@@ -11,9 +11,10 @@ from routing import category_services
 from routing.selectors import active_categories, active_router_row
 
 from . import selectors, services
-from .models import AuditEntry, Expert
 from .forms import ExpertBackendForm
+from .models import AuditEntry, Expert
 from .permissions import can_edit_map
+
 
 def _editor_only(request):
     if not can_edit_map(request.user):
@@ -30,8 +31,7 @@ def _int(value, default=None):
 @login_required
 def editor(request):
     snapshot = selectors.current_map()
-    draft, error, status = dict(snapshot.assignments), None, 200
-    splits = {c: {"expert": e, "share": share} for c, (e, share) in snapshot.splits.items()}
+    draft, splits, error, status = dict(snapshot.assignments), None, None, 200
     if request.method == "POST":
         _editor_only(request)
         categories = [c.name for c in active_categories()]
@@ -69,7 +69,7 @@ def _editor_page(request, snapshot, draft, base_version, *, error=None, status=2
     """The editor; ``backend_form``: a submitted expert backend form to show again with its errors; ``splits``:
     the traffic splits to show (the current map's unless a refused draft's)."""
     if splits is None:
-        splits = {c: {"expert": e, "share": share} for c, (e, share) in snapshot.splits.items()}
+        splits = snapshot.splits
     category_rows = [(c, splits[c.name]["expert"] if c.name in splits else None,
                       round(splits[c.name]["share"] * 100, 1) if c.name in splits else None)
                      for c in active_categories()]

@@ -168,51 +168,45 @@ def machine_of(params):
 
 
 def _expert_list(params):
-    """(engine ExpertSpec list, category → expert name or None for uniform experts, category → (split expert,
-    share))."""
+    """(engine ExpertSpec list, the map version's MapSnapshot, or None for uniform experts)."""
     ex = params["experts"]
     if ex["source"] == "uniform":
-        return uniform_experts(ex["count"], ex["params"], ex["bytes_per_param"]), None, {}
-    assignments, specs, splits = selectors.map_experts(ex["map_version"])
+        return uniform_experts(ex["count"], ex["params"], ex["bytes_per_param"]), None
+    snapshot, specs = selectors.map_experts(ex["map_version"])
     if not specs:
         raise ConfigError(f"map version {ex['map_version']} assigns no experts")
-    return [expert_from_dict(s) for s in specs], assignments, splits
+    return [expert_from_dict(s) for s in specs], snapshot
 
 
 def build_config(params, experts=None):
     if experts is None:
-        experts, _, _ = _expert_list(params)
+        experts, _ = _expert_list(params)
     return SimConfig(machine_of(params), experts, policy=params["policy"], batching=params["batching"],
                      batch_size=params["batch_size"], snapshot_cap=SNAPSHOT_CAP)
 
 
-def decision_expert(category, expert_name, assignments, names, splits=None, key=None):
-    """The engine expert a routed decision runs on: its category goes through the run's map (falling back
-    to 'general' as routing does, and following a traffic split by the prompt's `key`), so the same traffic can
-    be replayed on another map version."""
-    if not assignments.get(category):
-        category = "general"
-    name = assignments.get(category) or expert_name
-    split = (splits or {}).get(category)
-    if split is not None and key is not None and key < split[1]:
-        name = split[0]
+def decision_expert(category, expert_name, snapshot, names, prompt=None):
+    """The engine expert a routed decision runs on: it goes through the run's map as routing would send it
+    (MapSnapshot.expert_for: the 'general' fallback, and a traffic split decided by its `prompt`), so the same
+    traffic can be replayed on another map version."""
+    name = snapshot.expert_for(category, "general", prompt)[0] or expert_name
     if name not in names:
         raise ConfigError(f"decision category {category!r} maps to {name!r}, which is not in the run's experts")
     return name
 
 
-def replay_records(rows, assignments, names, output_tokens, rate=None, origin=None, splits=None, keys=None):
-    """Engine replay records from decision rows (id, created_at, category, expert name, prompt chars); `keys`:
-    decision id → traffic-split key, for the decisions of the map's split categories."""
-    if assignments is None:  # uniform experts: real experts in name order → expert-000, expert-001, …
+def replay_records(rows, snapshot, names, output_tokens, rate=None, origin=None, prompts=None):
+    """Engine replay records from decision rows (id, created_at, category, expert name, prompt chars) on a map
+    `snapshot` (None: uniform experts); `prompts`: decision id → prompt text, for the map's split categories."""
+    if snapshot is None:  # uniform experts: real experts in name order → expert-000, expert-001, …
         real = sorted({r[3] for r in rows if r[3]})
         slot = {name: names[i % len(names)] for i, name in enumerate(real)}
     records = []
     for order, (pk, created, category, expert_name, chars) in enumerate(rows):
-        if assignments is None:
+        if snapshot is None:
             name = slot.get(expert_name, names[0])
         else:
-            name = decision_expert(category, expert_name, assignments, names, splits, (keys or {}).get(pk))
+            name = decision_expert(category, expert_name, snapshot, names, (prompts or {}).get(pk))
         record = {"expert": name, "prompt_tokens": max(1, round((chars or 0) / CHARS_PER_TOKEN)),
                   "output_tokens": output_tokens}
         if rate is None:
@@ -226,7 +220,7 @@ def replay_records(rows, assignments, names, output_tokens, rate=None, origin=No
 
 def build(params):
     """(SimConfig, Workload) for resolved parameters (simulate() pins the hot set for policy 'pinned')."""
-    experts, assignments, splits = _expert_list(params)
+    experts, snapshot = _expert_list(params)
     names = [e.name for e in experts]
     wl = params["workload"]
     if wl["kind"] == "synthetic":
@@ -237,10 +231,9 @@ def build(params):
                     else selectors.batch_decisions(wl["batch_id"]))
         if not rows:
             raise ConfigError("the replayed decisions no longer exist")
-        keys = None
-        if splits:
-            split_ids = [r[0] for r in rows if (r[2] if assignments.get(r[2]) else "general") in splits]
-            keys = selectors.prompt_keys(split_ids)
-        workload = replay(replay_records(rows, assignments, names, params["output_tokens"], wl["rate"],
-                                         splits=splits, keys=keys), rate=wl["rate"])
+        prompts = None
+        if snapshot is not None and snapshot.splits:
+            prompts = selectors.prompts_of([r[0] for r in rows if snapshot.serving_category(r[2]) in snapshot.splits])
+        workload = replay(replay_records(rows, snapshot, names, params["output_tokens"], wl["rate"],
+                                         prompts=prompts), rate=wl["rate"])
     return build_config(params, experts), workload

@@ -1,12 +1,13 @@
 """Reads for the simulator: experts and map versions (experts app), routed decisions (routing app), runs.
 
 Everything here is read-only. Decisions are read as plain tuples with the prompt's length computed in the
-database, so replaying 100k decisions never loads prompt text.
+database, so replaying 100k decisions loads prompt text only for a map's split categories.
 """
 from django.apps import apps
 from django.db.models.functions import Length
 
-from experts.models import Expert, MapAssignment, MapVersion
+from experts.models import Expert, MapVersion
+from experts.selectors import map_snapshot
 from routing.models import RoutingDecision
 
 from .models import LiveTwin, SimulationRun, Sweep
@@ -28,30 +29,22 @@ def map_version_number(number=None):
 
 
 def map_experts(number):
-    """(category → expert name, [{"name", "params", "bytes_per_param"}], category → (split expert name, share))
-    for map version `number`; split experts are among the specs."""
-    rows = MapAssignment.objects.filter(version__number=number).values_list(
-        "category__name", "expert__name", "expert__parameters", "expert__bytes_per_parameter",
-        "split_expert__name", "split_expert__parameters", "split_expert__bytes_per_parameter", "split_share")
-    assignments, specs, splits = {}, {}, {}
-    for category, name, params, bpp, split, split_params, split_bpp, share in rows:
-        assignments[category] = name
-        specs[name] = {"name": name, "params": float(params), "bytes_per_param": float(bpp)}
-        if split:
-            splits[category] = (split, share)
-            specs[split] = {"name": split, "params": float(split_params), "bytes_per_param": float(split_bpp)}
-    return assignments, [specs[n] for n in sorted(specs)], splits
+    """(the experts app's MapSnapshot of version `number`, [{"name", "params", "bytes_per_param"}] of every expert
+    it sends traffic to, split experts included)."""
+    snap = map_snapshot(number)
+    names = set(snap.assignments.values()) | {s["expert"] for s in snap.splits.values()}
+    specs = [{"name": n, "params": float(p), "bytes_per_param": float(b)}
+             for n, p, b in Expert.objects.filter(name__in=names).order_by("name")
+             .values_list("name", "parameters", "bytes_per_parameter")]
+    return snap, specs
 
 
-def prompt_keys(ids):
-    """{decision id: its prompt's traffic-split key} (experts.selectors.split_key), for replaying split maps."""
-    from experts.selectors import split_key
-
-    keys = {}
+def prompts_of(ids):
+    """{decision id: prompt text} for `ids` (only the decisions a traffic split needs to re-decide)."""
+    prompts = {}
     for start in range(0, len(ids), 2000):
-        for pk, prompt in RoutingDecision.objects.filter(id__in=ids[start:start + 2000]).values_list("id", "prompt"):
-            keys[pk] = split_key(prompt)
-    return keys
+        prompts.update(RoutingDecision.objects.filter(id__in=ids[start:start + 2000]).values_list("id", "prompt"))
+    return prompts
 
 
 def pool_experts():

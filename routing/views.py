@@ -37,9 +37,8 @@ def home(request):
             error = getattr(exc, "message", str(exc))
     snapshot = current_map()
     experts = {e.name: e for e in Expert.objects.all()}
-    splits = {c: split_label({"expert": e, "share": share}) for c, (e, share) in snapshot.splits.items()} \
-        if snapshot else {}
-    rows = [(c, experts.get(e), splits.get(c)) for c, e in sorted(snapshot.assignments.items())] if snapshot else []
+    rows = [(c, experts.get(e), split_label(snapshot.splits.get(c))) for c, e in sorted(snapshot.assignments.items())] \
+        if snapshot else []
     return render(request, "routing/home.html", {
         "map": snapshot, "map_rows": rows, "router": active_router_row(), "decision": decision,
         "error": error, "prompt": prompt,

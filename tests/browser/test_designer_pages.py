@@ -77,5 +77,5 @@ def test_split_map_shown_at_the_budget_and_applied(login, user, live_server):
     assert page.inner_text("#map-quality") == f"{(9 + 6 + 6 + 8) / 4:.3f}"  # halfway from 3 to 9 on coding
     page.click("#apply-map")
     page.wait_for_selector("#design-message")
-    assert current_map().splits == {"coding": ("qwen2-72b-instruct", pytest.approx(0.5))}
+    assert current_map().splits == {"coding": {"expert": "qwen2-72b-instruct", "share": pytest.approx(0.5)}}
     assert page.locator("#options input[name=split]").is_checked()

@@ -57,7 +57,7 @@ def test_split_part_of_a_category_to_a_canary(login, staff, active_router, live_
     page.fill("#map-note", "half of math to a canary")
     page.click("#save-button")
     page.wait_for_selector(".msg")
-    assert current_map().splits == {"math": ("gemma-2-9b-it", 0.5)}
+    assert current_map().splits == {"math": {"expert": "gemma-2-9b-it", "share": 0.5}}
     assert page.input_value("input[name='share-math']") == "50.0"
     assert page.locator("select[name='split-math'] option:checked").inner_text() == "gemma-2-9b-it"
 

@@ -103,14 +103,14 @@ def test_apply_with_one_split_category_spends_the_budget_exactly(table, user):
     after = current_map()
     assert after.version == version.number and after.assignments["math"] == "qwen2-72b-instruct"  # gains 7: first
     assert after.assignments["coding"] == "qwen2-7b-instruct"  # gains 6: next, half of it
-    assert after.splits == {"coding": ("qwen2-72b-instruct", pytest.approx(0.5))}
+    assert after.splits == {"coding": {"expert": "qwen2-72b-instruct", "share": pytest.approx(0.5)}}
     assert "50% of coding to qwen2-72b-instruct" in version.note
     data = chart_data(design(table, splits=True))["split_front"]
     assert data["costs"] == pytest.approx([7.6 + k * step for k in range(5)])
     assert data["qualities"][:3] == pytest.approx([(2 + 3 + 6 + 8) / 4, (9 + 3 + 6 + 8) / 4, (9 + 9 + 6 + 8) / 4])
     # a deterministic apply keeps the split where the table's map leaves coding alone
     apply_map(table, budget=7.6 + 1.5 * step, base_version=version.number, user=user)
-    assert current_map().splits == {"coding": ("qwen2-72b-instruct", pytest.approx(0.5))}
+    assert current_map().splits == {"coding": {"expert": "qwen2-72b-instruct", "share": pytest.approx(0.5)}}
     # a split apply at a vertex ends the table's categories' earlier splits
     apply_map(table, budget=7.6 + 2 * step, base_version=version.number + 1, user=user, splits=True)
     assert current_map().splits == {} and current_map().assignments["coding"] == "qwen2-72b-instruct"

@@ -93,9 +93,10 @@ def test_splits_are_kept_by_edits_that_do_not_name_them_and_end_when_the_canary_
     publish_map(1, assignments(), "canary", user, splits={"math": {"expert": CANARY, "share": 0.1},
                                                          "stem": {"expert": CANARY, "share": 0.25}})
     publish_map(2, {**assignments(), "coding": "gemma-2-27b-it"}, "unrelated edit")  # splits=None: keep
-    assert current_map().splits == {"math": (CANARY, 0.1), "stem": (CANARY, 0.25)}
+    assert current_map().splits == {"math": {"expert": CANARY, "share": 0.1},
+                                    "stem": {"expert": CANARY, "share": 0.25}}
     publish_map(3, {**assignments(), "math": CANARY}, "promote the canary")
-    assert current_map().splits == {"stem": (CANARY, 0.25)}
+    assert current_map().splits == {"stem": {"expert": CANARY, "share": 0.25}}
     retire_category("stem", 4, user)
     assert current_map().splits == {}
     entry = AuditEntry.objects.get(object_name="v4")
@@ -107,7 +108,7 @@ def test_explicit_empty_splits_clear_them_and_rollback_restores_them(user):
     publish_map(2, assignments(), "end it", user, splits={})
     assert current_map().splits == {}
     rollback_map(2, user)
-    assert current_map().splits == {"math": (CANARY, 0.3)}
+    assert current_map().splits == {"math": {"expert": CANARY, "share": 0.3}}
     rows = {c: (left, right, changed) for c, left, right, changed in diff_versions(3, 4)}
     assert rows["math"] == ("qwen2-72b-instruct", f"qwen2-72b-instruct (split: {CANARY} 30%)", True)
     assert not rows["coding"][2]
@@ -155,7 +156,7 @@ def test_editor_page_saves_splits_in_percent_and_shows_them(editor):
     c = Client()
     c.force_login(editor)
     r = c.post("/map/", form_data(**{"split-math": CANARY, "share-math": "12.5"}))
-    assert r.status_code == 302 and current_map().splits == {"math": (CANARY, 0.125)}
+    assert r.status_code == 302 and current_map().splits == {"math": {"expert": CANARY, "share": 0.125}}
     page = c.get("/map/").content.decode()
     assert 'name="share-math" aria-label="math split share (%)" min="0.1" max="99.9" step="0.1" value="12.5"' in page
     assert f"qwen2-72b-instruct <span class=\"muted split\">(split: {CANARY} 12.5%)</span>" in c.get("/").content.decode()
@@ -176,7 +177,7 @@ def test_admin_add_version_with_a_split():
     data = {f"assign_{k}": v for k, v in assignments().items()}
     data.update({"note": "admin canary", "split_coding": CANARY, "share_coding": "5", "base_version": 1})
     r = c.post("/admin/experts/mapversion/add/", data)
-    assert r.status_code == 302 and current_map().splits == {"coding": (CANARY, 0.05)}
+    assert r.status_code == 302 and current_map().splits == {"coding": {"expert": CANARY, "share": 0.05}}
     data.update({"split_coding": CANARY, "share_coding": "", "base_version": 2})
     r = c.post("/admin/experts/mapversion/add/", data)
     assert r.status_code == 200 and "Give the share (%) sent to the split expert." in r.content.decode()
