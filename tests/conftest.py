@@ -87,11 +87,10 @@ def _reseed_after_flush(request):
         _reseed()
 
 
-@pytest.fixture(scope="session", autouse=True)
-def _end_stray_database_sessions(django_db_setup, django_db_blocker):
-    """At the end, end PostgreSQL sessions that worker threads of in-process servers still hold (the OpenAI
-    endpoint's thread pool keeps its connections by design), so the test database can be dropped. Torn down before
-    ``django_db_setup`` because it depends on it."""
+@pytest.fixture(scope="session")
+def django_db_setup(django_db_setup, django_db_blocker):
+    """pytest-django's test database, and at the end: end PostgreSQL sessions that worker threads of in-process
+    servers still hold (the OpenAI endpoint's thread pool keeps its connections by design), so it can be dropped."""
     yield
     from django.db import connection
 

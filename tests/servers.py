@@ -11,6 +11,7 @@ import time
 
 
 def free_port():
+    """A free local port (nothing listens on it until someone binds it)."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]

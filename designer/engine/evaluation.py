@@ -27,7 +27,7 @@ import numpy as np
 from .frontier import pareto_front
 from .metrics import Grid, RouteLLMMetrics, apgr, hull_at, oracle_front, routellm_metrics, upper_hull
 from .shrinkage import category_quality
-from .splits import split_front, stable_keys
+from .splits import SplitMap, split_front, stable_keys
 from .tables import ModelInfo
 
 # (training prompt indices, held-out prompt indices) -> (their category labels), learned from training prompts only
@@ -135,22 +135,14 @@ def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[M
                                          keys=None if keys is None else keys[train]))
         quality = category_quality(scores[train], train_of, seen, tuning[-1]["strength"])
         freq = counts / counts.sum()
+        map_at = split_front(quality, freq, costs).at_budget if splits else _deterministic(quality, freq, costs)
         per_cat = np.empty(len(names), dtype=int)
-        if splits:
-            sfront = split_front(quality, freq, costs)
-            for i, budget in enumerate(grid.budgets):
-                smap = sfront.at_budget(budget)  # never None: all-cheapest costs exactly the minimum
-                per_cat[:] = smap.traffic(freq, n_models).argmax()
-                per_cat[seen] = smap.choice
-                full = replace(smap, choice=per_cat, split=None if smap.split is None else int(seen[smap.split]))
-                assigned[i, held] = full.route(held_of, keys[held])
-            continue
-        front = pareto_front(quality, freq, costs)
         for i, budget in enumerate(grid.budgets):
-            choice = front.choices[front.at_budget(budget)]  # never None: all-cheapest costs exactly the minimum
-            per_cat[:] = np.bincount(choice, weights=counts, minlength=n_models).argmax()
-            per_cat[seen] = choice
-            assigned[i, held] = per_cat[held_of]
+            smap = map_at(budget)  # never None: all-cheapest costs exactly the minimum
+            per_cat[:] = smap.traffic(freq, n_models).argmax()  # a category unseen in training: the busiest expert
+            per_cat[seen] = smap.choice
+            full = replace(smap, choice=per_cat, split=None if smap.split is None else int(seen[smap.split]))
+            assigned[i, held] = full.route(held_of, None if keys is None else keys[held])
 
     held_scores = np.take_along_axis(scores, assigned.T, axis=1).mean(axis=0)
     held_costs = costs[assigned].mean(axis=1)
@@ -172,6 +164,16 @@ def evaluate(scores, categories: Sequence[str] | Categoriser, models: Sequence[M
         int(np.sum(np.asarray(coe) < hull - 1e-9)),
         _two_expert(assigned, held_scores, costs, means), splits, tuning,
     )
+
+
+def _deterministic(quality, freq, costs):
+    """The exact front's best map at a budget, as a SplitMap without a split (one code path with splits)."""
+    front = pareto_front(quality, freq, costs)
+
+    def at_budget(budget):
+        i = front.at_budget(budget)
+        return SplitMap(front.choices[i], None, 0, 0.0, float(front.costs[i]), float(front.qualities[i]))
+    return at_budget
 
 
 def _tune_strength(scores, labels, models, *, candidates, **options) -> dict:

@@ -16,7 +16,7 @@ from .evaluation import Evaluation
 from .frontier import pareto_front
 from .metrics import Grid, apgr, hull_at, routellm_metrics, upper_hull
 from .optimiser import Problem
-from .shrinkage import STRENGTHS
+from .shrinkage import STRENGTHS, category_quality
 from .splits import split_front, stable_keys
 
 IMPROVED = {"shrinkage": STRENGTHS, "splits": True}  # docs/EVALUATION.md, "Improving held-out APGR"
@@ -91,7 +91,7 @@ def in_sample(bench) -> str:
     """The ceiling of maps on these categories: chosen and scored on the same prompts (not a held-out figure)."""
     names, cat_of = np.unique(bench.categories, return_inverse=True)
     counts = np.bincount(cat_of)
-    quality = np.array([bench.scores[cat_of == c].mean(axis=0) for c in range(len(names))])
+    quality = category_quality(bench.scores, cat_of, np.arange(len(names)))
     costs = np.array([m.total_params for m in bench.models])
     freq = counts / counts.sum()
     front, split = pareto_front(quality, freq, costs), split_front(quality, freq, costs)

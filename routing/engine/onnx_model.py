@@ -2,9 +2,9 @@
 
 Why: on 2 CPU cores onnxruntime runs MiniLM's small, dynamically shaped batches about twice as fast as eager
 PyTorch for one prompt, and int8 weights (per-channel, dynamic activations) double batch throughput again while
-keeping cosine ≥ 0.97 to the float model (docs/ROUTER.md). The graph is exported once from the local model
-(BERT → mean pooling → L2 normalise), quantised, and cached on disk keyed by the model's files, so every process
-after the first loads it in well under a second without loading PyTorch weights at all.
+keeping cosine ≥ 0.97 to the float model on the seed prompts (docs/ROUTER.md). The graph is exported once from the
+local model (BERT → mean pooling → L2 normalise), quantised, and cached on disk keyed by the model's files, so every
+process after the first loads it in well under a second without loading PyTorch weights at all.
 """
 import hashlib
 import logging
@@ -99,13 +99,13 @@ class OnnxEncoder:
 
     ``per_prompt`` (used for int8): dynamic quantisation scales activations per tensor, so in a padded batch a
     prompt's embedding would depend on its batch-mates. Each prompt runs alone, unpadded, on a pool with one
-    single-threaded run per core — deterministic per prompt, and about as fast as padded batches for short prompts.
+    single-threaded run per core (up to 4) — deterministic per prompt, and about as fast as padded batches for short prompts.
     """
 
-    def __init__(self, model_path, runtime, per_prompt=False, threads=None):
+    def __init__(self, model_path, runtime, per_prompt=False):
         import onnxruntime as ort
 
-        cores = threads or min(os.cpu_count() or 1, 4)
+        cores = min(os.cpu_count() or 1, 4)
         options = ort.SessionOptions()
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.intra_op_num_threads = 1 if per_prompt else cores
@@ -127,5 +127,5 @@ class OnnxEncoder:
 
     def each(self, encoded):
         """Embed token-id lists one by one (see ``per_prompt``) → (n, dim) array in input order."""
-        rows = self._pool.map(self._one, encoded, chunksize=16) if self._pool else map(self._one, encoded)
+        rows = self._pool.map(self._one, encoded) if self._pool else map(self._one, encoded)
         return np.stack(list(rows))

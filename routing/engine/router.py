@@ -139,7 +139,7 @@ def _out_of_fold(name, params, X, y, texts, folds):
 def train(prompts, labels, classifier="auto", embedder_path=None, folds=5, seed=0, fallback_value=0.5,
           ood_quantile=0.01, progress=None, runtime=None):
     """Train a Router on labelled prompts. ``classifier``: "auto" or a name in CLASSIFIERS; ``runtime``: the
-    embedder runtime (default ``COE_EMBEDDER_RUNTIME`` or onnx-int8), kept with the router for serving.
+    embedder runtime (default: embedder.DEFAULT_RUNTIME), kept with the router for serving.
 
     Returns the Router; ``router.meta`` holds the validation table (every candidate's cross-validated accuracy and
     macro-F1), the chosen configuration, thresholds and the training-data hash.
@@ -175,11 +175,12 @@ def train(prompts, labels, classifier="auto", embedder_path=None, folds=5, seed=
     thresholds = calibrate(probs, y, fallback_index, fallback_value)
     thresholds["ood_similarity"] = ood_threshold(nearest, ood_quantile)
     final = CLASSIFIERS[row["classifier"]](**row["params"]).fit(X, y, texts)
-    router = Router(categories, final, thresholds, X, embedder_path, {"embedder_runtime": embedder.runtime})
+    router = Router(categories, final, thresholds, X, embedder_path)
     oof_pred = np.where(_fallback_mask(probs, nearest, thresholds), fallback_index, probs.argmax(axis=1))
     routed = classification_metrics(y, oof_pred, len(categories))
     router.meta = {
-        "embedder_id": embedder.model_id, "embedder_runtime": embedder.runtime, "classifier": row["classifier"], "params": row["params"],
+        "embedder_id": embedder.model_id, "embedder_runtime": embedder.runtime, "classifier": row["classifier"],
+        "params": row["params"],
         "training_size": len(prompts), "training_data_hash": data_hash(prompts, labels), "folds": len(splits),
         "seed": seed, "candidates": table,
         "validation": {"accuracy": row["cv_accuracy"], "macro_f1": row["cv_macro_f1"],

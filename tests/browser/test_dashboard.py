@@ -16,6 +16,7 @@ import pytest
 from django.conf import settings as django_settings
 
 from tests.browser.conftest import sign_in
+from tests.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [
@@ -25,12 +26,6 @@ pytestmark = [
 ]
 PROMPTS = [f"Solve for x: {n}x + {n + 3} = {2 * n + 10}." if n % 2 else f"Write a Python function that returns {n} squared."
            for n in range(1, 61)]
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture

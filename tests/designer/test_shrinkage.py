@@ -59,9 +59,10 @@ def test_splits_are_scored_held_out_at_their_realised_cost():
     spent = {(r.score, r.avg_cost) for r in ev.rows}
     assert all(any(s == r.coe and c <= r.budget * (1 + 1e-9) for s, c in spent) for r in ev.rows)
     # keys decide which prompts of the split category move: other keys, other (but valid) held-out results
-    other = evaluate(scores, cats, MODELS, cost="total", seed=1, splits=True, keys=np.linspace(0, 1, len(cats),
-                                                                                               endpoint=False))
+    other = evaluate(scores, cats, MODELS, cost="total", seed=1, splits=True, shrinkage=STRENGTHS,
+                     keys=np.linspace(0, 1, len(cats), endpoint=False))
     assert [r.budget for r in other.rows] == [r.budget for r in ev.rows]
+    assert [r.score for r in other.rows] != [r.score for r in ev.rows] and other.apgr > 0.7
 
 
 def poison_fold(scores, fold: int, seed: int):

@@ -29,16 +29,14 @@ import time
 import uuid
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+from tests.servers import free_port
+
 DEFAULT_BEHAVIOUR = dict(mode="ok", status=500, delay_s=5.0, tokens=None, per_token_delay_s=0.0,
                          fail_times=None, drop_after=2, retry_after=None, error_message=None,
                          split_writes=False, keepalive_comments=False)
 
 
-def closed_port() -> int:
-    """A local port with nothing listening (connections to it are refused)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+closed_port = free_port  # a local port with nothing listening: connections to it are refused
 
 
 def _error_type(status: int) -> tuple[str, str | None]:
