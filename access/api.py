@@ -22,7 +22,9 @@ def error_response(status, message, **extra):
     return response
 
 
-def _authenticate(request):
+def authenticate(request):
+    """Set ``request.user`` from a Bearer token, or check the session's CSRF token on writes; raises ApiError 401/403.
+    Shared by every API, the OpenAI-compatible endpoint included."""
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
@@ -72,7 +74,7 @@ def api_view(methods):
             if request.method not in methods:
                 return error_response(405, f"Method {request.method} not allowed; use {', '.join(methods)}.")
             try:
-                _authenticate(request)
+                authenticate(request)
                 result = view(request, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, **exc.extra)

@@ -21,7 +21,7 @@ from coe_site import realtime
 
 from . import backend_registry
 from .backends import BackendError
-from .backends.dispatch import AllExpertsFailed, Attempt, complete_with_fallback
+from .backends.dispatch import AllExpertsFailed, complete_first
 from .models import Expert, ExpertCall
 from .openai_format import ChatError
 from .selectors import current_map
@@ -46,10 +46,9 @@ class Plan:
 
     requested: str
     primary: Expert
-    candidates: list  # [(expert name, Backend)] primary first
+    candidates: list  # [(expert name, Backend, or the BackendError that kept it from being built)] primary first
     experts: dict  # name → Expert
     decision: dict | None = None  # the routing decision (public dict) for model "coe"
-    skipped: list = field(default_factory=list)  # [Attempt] for experts whose backend could not even be built
     started: float = field(default_factory=time.perf_counter)
 
     @cached_property
@@ -62,7 +61,7 @@ class Plan:
         return {"requested_model": self.requested, "expert": answered_by, "chosen_expert": self.primary.name,
                 "category": d.get("category"), "confidence": d.get("confidence"),
                 "routing_fallback_reason": d.get("fallback_reason", ""), "decision_id": d.get("id"),
-                "fallback_reason": fallback_reason, "simulated": expert.backend == "simulated",
+                "fallback_reason": fallback_reason, "simulated": expert.simulated,
                 "backend": expert.backend}
 
 
@@ -70,43 +69,42 @@ def fallback_expert_name(snapshot):
     return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get(FALLBACK_CATEGORY) if snapshot else None)
 
 
-def _candidates(primary_name, snapshot, strict):
-    """(Plan without a decision) for ``primary_name`` and the configured fallback; ``strict``: the caller named the
-    expert, so it must exist and be enabled (a routed expert is used as the map says)."""
+def _candidates(requested, primary_name, snapshot, decision=None):
+    """The Plan for ``primary_name`` and the configured fallback. An expert the caller named (``requested`` is not
+    ``coe``) must exist and be enabled; a routed one is used as the map says."""
     names = [primary_name]
     fallback = fallback_expert_name(snapshot)
     if fallback and fallback != primary_name:
         names.append(fallback)
     experts = {e.name: e for e in Expert.objects.filter(name__in=names)}
     primary = experts.get(primary_name)
-    if primary is None or (strict and not primary.enabled):
+    if primary is None or (requested != COE_MODEL and not primary.enabled):
         raise ChatError(404, f"The model '{primary_name}' does not exist: use 'coe' or an enabled expert's name "
                              f"(GET /v1/models).", code="model_not_found", param="model")
-    result = Plan(primary_name, primary, [], experts)
+    result = Plan(requested, primary, [], experts, decision)
     for name in names:
         expert = experts.get(name)
         if expert is None or (name != primary_name and not expert.enabled):
             continue
         try:
             result.candidates.append((name, backend_registry.backend_for(expert)))
-        except BackendError as exc:  # misconfigured: counts as a failed attempt, the next candidate answers
-            result.skipped.append(Attempt(name, False, exc.kind, exc.message))
+        except BackendError as exc:  # misconfigured: dispatch counts it as a failed attempt, the next one answers
+            result.candidates.append((name, exc))
     return result
 
 
 def plan(model, messages, source="api"):
-    """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models."""
+    """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models.
+    ``source``: "api" or "page", as the routing decision records it."""
     from routing.services import route_prompts
 
     decision = None
     if model == COE_MODEL:
-        decision = route_prompts([routing_text(messages)], "page" if source == "page" else "api")[0]
-    result = _candidates(decision["expert"] if decision else model, current_map(), strict=decision is None)
-    result.requested, result.decision = model, decision
-    return result
+        decision = route_prompts([routing_text(messages)], source)[0]
+    return _candidates(model, decision["expert"] if decision else model, current_map(), decision)
 
 
-def batch_answerer(heartbeat, source="batch"):
+def batch_answerer(heartbeat):
     """A ``route_prompts`` answer hook for batches run as "route and answer".
 
     Every prompt is asked of its chosen expert (fallback on failure), ``COE_BATCH_ANSWER_CONCURRENCY`` at a time,
@@ -116,7 +114,7 @@ def batch_answerer(heartbeat, source="batch"):
     """
     def answer(prompts, expert_names):
         snapshot = current_map()
-        plans = {name: _candidates(name, snapshot, strict=False) for name in set(expert_names)}
+        plans = {name: _candidates(COE_MODEL, name, snapshot) for name in set(expert_names)}
         jobs = [(p, plans[name]) for p, name in zip(prompts, expert_names)]
         with ThreadPoolExecutor(1, thread_name_prefix="batch-answers") as pool:
             future = pool.submit(asyncio.run, _answer_all(jobs, settings.COE_BATCH_ANSWER_CONCURRENCY))
@@ -131,7 +129,7 @@ def batch_answerer(heartbeat, source="batch"):
 
         def write(decisions):
             calls = ExpertCall.objects.bulk_create([
-                ExpertCall(source=source, decision_id=d.pk, requested_model=COE_MODEL, primary=r["plan"].primary,
+                ExpertCall(source="batch", decision_id=d.pk, requested_model=COE_MODEL, primary=r["plan"].primary,
                            expert=r["plan"].experts.get(r["expert"]), status=r["status"],
                            fallback_reason=r["fallback_reason"][:40], error=r["error"], attempts=r["attempts"],
                            simulated=r["simulated"], ttft_ms=r["ttft_ms"], total_ms=r["total_ms"],
@@ -155,23 +153,20 @@ async def _answer_all(jobs, concurrency):
     async def one(prompt, plan):
         messages = [{"role": "user", "content": prompt}]
         result = {"plan": plan, "expert": "", "fallback_reason": "", "error": "", "status": "error", "text": "",
-                  "usage": {}, "ttft_ms": None, "total_ms": None, "simulated": False,
-                  "attempts": [a.to_dict() for a in plan.skipped]}
+                  "usage": {}, "ttft_ms": None, "total_ms": None, "simulated": False, "attempts": []}
         async with gate:
             start = time.perf_counter()
             try:
-                opened, done = await complete_with_fallback(plan.candidates, messages, breakers=board)
+                opened, done = await complete_first(plan.candidates, messages, breakers=board)
             except AllExpertsFailed as exc:
-                result.update(error=exc.message, attempts=result["attempts"] + [a.to_dict() for a in exc.attempts],
+                result.update(error=exc.message, attempts=[a.to_dict() for a in exc.attempts],
                               fallback_reason=exc.attempts[0].error_kind if exc.attempts else "")
-            except BackendError as exc:  # failed after the first token
-                result.update(error=f"failed mid-answer: {exc.message}")
             else:
-                expert = plan.experts[opened.expert]
+                # a whole answer has no first-token time: ttft_ms stays None, as on the endpoint
                 result.update(expert=opened.expert, fallback_reason=opened.fallback_reason, text=done.text,
-                              usage=done.usage, ttft_ms=opened.ttft_ms, simulated=expert.backend == "simulated",
+                              usage=done.usage, simulated=plan.experts[opened.expert].simulated,
                               status="fallback" if opened.expert != plan.primary.name else "ok",
-                              attempts=result["attempts"] + [a.to_dict() for a in opened.attempts])
+                              attempts=[a.to_dict() for a in opened.attempts])
             result["total_ms"] = (time.perf_counter() - start) * 1000
         return result
 
@@ -194,8 +189,8 @@ def record(plan, *, source, user=None, stream=False, answered_by="", fallback_re
             source=source, user=user if getattr(user, "pk", None) else None,
             decision_id=plan.decision["id"] if plan.decision else None, requested_model=plan.requested[:100],
             primary=plan.primary, expert=expert, status=status, fallback_reason=fallback_reason[:40],
-            error=error, attempts=[a.to_dict() for a in [*plan.skipped, *attempts]], stream=stream,
-            simulated=bool(expert and expert.backend == "simulated"), ttft_ms=ttft_ms, total_ms=total_ms,
+            error=error, attempts=[a.to_dict() for a in attempts], stream=stream,
+            simulated=bool(expert and expert.simulated), ttft_ms=ttft_ms, total_ms=total_ms,
             prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
             response=text)
         if plan.decision:

@@ -1,9 +1,11 @@
 """Expert rows → live backend objects (one per expert and configuration, per process) and the breaker board.
 
-Why cache: an OpenAI-compatible backend keeps a pooled HTTP client and a transformers backend a loaded model; making
-them per request would cost a connection or a model load each time. The key includes every setting, so an edit
-(admin, page or ``PATCH /api/experts/<name>``) takes effect on the next call without a restart. API keys are read
-from the environment at that moment and never stored.
+Why cache: a transformers backend holds its loaded model (freed once no backend holds it), so a backend per request
+would load the model each time; the other kinds are cheap to build, and OpenAI-compatible ones share one pooled HTTP
+client per event loop whatever the cache. The key includes every setting, so an edit (admin, page or
+``PATCH /api/experts/<name>``) takes effect on the next call without a restart; the superseded backend is dropped, and
+its model with it unless another backend (the new one, another expert's) uses the same. API keys are read from the
+environment at that moment and never stored.
 """
 import dataclasses
 import json
@@ -23,7 +25,7 @@ _lock = threading.Lock()
 _backends = {}
 _board = None
 BREAKER_KEY = "breakers:{}"  # one process's snapshot, by "host:pid"
-INDEX_KEY = "breakers:index"  # the processes that wrote one
+INDEX_KEY = "breakers:index"  # the processes whose snapshot had not expired when one of them last shared
 BREAKER_TTL_S = 120
 
 
@@ -47,9 +49,10 @@ def backend_for(expert):
     with _lock:
         backend = _backends.get(key)
         if backend is None:
+            backend = make_backend(config)  # before dropping the superseded one, so that it can adopt its model
             for old in [k for k in _backends if k[0] == expert.name]:
-                _backends.pop(old)  # superseded configuration; its pooled client closes with its event loop
-            backend = _backends[key] = make_backend(config)
+                del _backends[old]
+            _backends[key] = backend
     return backend
 
 
@@ -70,7 +73,8 @@ def share_breakers():
     """Store this process's breaker snapshot in the shared cache so the dashboard can show every process's view.
 
     Written when a breaker's state changes, else at most every SHARE_EVERY_S (it expires after BREAKER_TTL_S): not
-    a cache round trip per answer."""
+    a cache round trip per answer. The index of processes expires likewise and each share drops the processes whose
+    snapshot has expired (they exited), so it does not grow with every process that ever ran."""
     snapshot = breakers().snapshot()
     states = {name: (b.get("state"), b.get("failures")) for name, b in snapshot.items()}
     now = time.time()
@@ -78,9 +82,10 @@ def share_breakers():
         me = f"{os.uname().nodename}:{os.getpid()}"
         try:
             cache.set(BREAKER_KEY.format(me), {"at": now, "experts": snapshot}, BREAKER_TTL_S)
-            index = set(cache.get(INDEX_KEY) or ())
-            if me not in index:
-                cache.set(INDEX_KEY, sorted(index | {me}), None)
+            others = set(cache.get(INDEX_KEY) or ()) - {me}
+            alive = cache.get_many([BREAKER_KEY.format(pid) for pid in others])
+            index = [pid for pid in others if BREAKER_KEY.format(pid) in alive]
+            cache.set(INDEX_KEY, sorted([*index, me]), BREAKER_TTL_S)
             _shared.update(states=states, at=now)
         except Exception:  # the dashboard's view of breakers may lag; an answer must not fail for it
             log.warning("breaker snapshot not shared: the cache is unreachable", exc_info=True)

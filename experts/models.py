@@ -48,6 +48,11 @@ class Expert(models.Model):
         return self.name
 
     @property
+    def simulated(self):
+        """Its answers are placeholder text at simulated speed: every answer and page must say so."""
+        return self.backend == "simulated"
+
+    @property
     def effective_active_parameters(self):
         return self.active_parameters or self.parameters
 

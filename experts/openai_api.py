@@ -1,8 +1,9 @@
 """The OpenAI-compatible endpoint: ``POST /v1/chat/completions`` (streaming or not) and ``GET /v1/models``.
 
 Async views, so one web process holds many slow streams without a thread each; database work (routing, recording)
-runs in worker threads. Auth: ``Authorization: Bearer <token>`` (scripts, the ``openai`` client) or the session
-with an ``X-CSRFToken`` header (the app's own pages). Each token (or user) has a per-minute request limit.
+runs in worker threads. Auth is every API's (access.api): ``Authorization: Bearer <token>`` (scripts, the ``openai``
+client) or the session with an ``X-CSRFToken`` header (the app's own pages). Each user has a per-minute request
+limit.
 """
 import asyncio
 import time
@@ -11,10 +12,9 @@ from asgiref.sync import sync_to_async
 from django.conf import settings
 from django.db import connections
 from django.http import JsonResponse, StreamingHttpResponse
-from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from access.services import user_for_token
+from access.api import ApiError, authenticate
 
 from . import answering, backend_registry, ratelimit
 from .backends import BackendError
@@ -40,34 +40,22 @@ def _db(fn):
 
 
 def _authenticate(request):
-    """(user, rate-limit key) or ChatError 401/403. Sync: runs in the request's one database hop."""
-    header = request.headers.get("Authorization", "")
-    if header:
-        scheme, _, token = header.partition(" ")
-        if scheme.lower() != "bearer" or not token.strip():
-            raise ChatError(401, "Authorization header must be 'Bearer <token>'.", type="authentication_error",
-                            code="invalid_api_key")
-        user = user_for_token(token.strip())
-        if user is None:
-            raise ChatError(401, "Invalid or revoked API token.", type="authentication_error",
-                            code="invalid_api_key")
-        return user, f"token:{token.strip()[-12:]}:{user.pk}"
-    user = request.user
-    if not user.is_authenticated:
-        raise ChatError(401, "Authentication required: send 'Authorization: Bearer <token>' (manage.py "
-                             "create_api_token).", type="authentication_error", code="invalid_api_key")
-    if request.method == "POST" and CsrfViewMiddleware(lambda r: None).process_view(request, None, (), {}):
-        raise ChatError(403, "CSRF check failed: send the X-CSRFToken header with session authentication.",
-                        type="permission_error")
-    return user, f"user:{user.pk}"
+    """The request's user, by access.api's rules; its refusals in OpenAI's error format."""
+    try:
+        authenticate(request)
+    except ApiError as exc:
+        if exc.status == 401:
+            raise ChatError(401, exc.message, type="authentication_error", code="invalid_api_key") from None
+        raise ChatError(exc.status, exc.message, type="permission_error") from None
+    return request.user
 
 
 def _guard(request, method):
     """Method, credentials and the rate limit, in that order (sync, inside the request's database hop)."""
     if request.method != method:
         raise ChatError(405, f"Method {request.method} not allowed; use {method}.")
-    user, key = _authenticate(request)
-    retry_after = ratelimit.check(key, settings.COE_RATE_LIMIT_PER_MIN)
+    user = _authenticate(request)
+    retry_after = ratelimit.check(f"user:{user.pk}", settings.COE_RATE_LIMIT_PER_MIN)
     if retry_after:
         raise ChatError(429, f"Rate limit of {settings.COE_RATE_LIMIT_PER_MIN} requests per minute reached "
                              f"(COE_RATE_LIMIT_PER_MIN); retry in {retry_after} s.", type="rate_limit_error",
@@ -97,7 +85,7 @@ async def models_view(request):
              "coe": {"routed": True, "description": "routed by category to the mapped expert"}}]
     data += [{"id": e.name, "object": "model", "created": 0, "owned_by": "coe",
               "coe": {"routed": False, "model_id": e.model_id, "backend": e.backend,
-                      "simulated": e.backend == "simulated", "parameters": e.parameters}}
+                      "simulated": e.simulated, "parameters": e.parameters}}
              for e in experts if e.enabled]
     return JsonResponse({"object": "list", "data": data})
 
@@ -129,12 +117,11 @@ async def chat_completions_view(request):
     done = dict(source=source, user=user, stream=chat.stream, answered_by=opened.expert,
                 fallback_reason=opened.fallback_reason, attempts=opened.attempts,
                 ttft_ms=opened.ttft_ms if chat.stream else None)  # a whole answer has no first-token time
-    if not chat.stream:
-        usage = answer.usage or estimated_usage(chat.messages, answer.text)
+    if not chat.stream:  # Backend.complete always fills finish_reason and usage
         t2 = time.perf_counter()
-        await record(plan, **done, status=status, text=answer.text, usage=usage, total_ms=_ms(plan))
-        response = JsonResponse(completion(plan.completion_id, chat.model, answer.text,
-                                           answer.finish_reason or "stop", usage, coe))
+        await record(plan, **done, status=status, text=answer.text, usage=answer.usage, total_ms=_ms(plan))
+        response = JsonResponse(completion(plan.completion_id, chat.model, answer.text, answer.finish_reason,
+                                           answer.usage, coe))
         response["Server-Timing"] = (f"prepare;dur={(t1 - t0) * 1e3:.1f}, expert;dur={(t2 - t1) * 1e3:.1f}, "
                                      f"record;dur={(time.perf_counter() - t2) * 1e3:.1f}")
     else:

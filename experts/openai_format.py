@@ -8,9 +8,7 @@ import json
 import time
 from dataclasses import dataclass, field
 
-from django.http import JsonResponse
-
-from access.api import parse_json_object
+from access.api import error_response, parse_json_object
 
 ROLES = {"system", "developer", "user", "assistant", "tool"}
 
@@ -24,12 +22,9 @@ class ChatError(Exception):
         self.headers = headers or {}
 
     def response(self):
-        response = JsonResponse({"error": {"message": self.message, "type": self.type, "param": self.param,
-                                           "code": self.code}}, status=self.status)
+        response = error_response(self.status, self.message, type=self.type, param=self.param, code=self.code)
         for name, value in self.headers.items():
             response[name] = value
-        if self.status == 401:
-            response["WWW-Authenticate"] = 'Bearer realm="coe"'
         return response
 
 
@@ -85,7 +80,7 @@ def parse_chat_request(body, max_bytes):
         raise ChatError(400, "'messages' must be a non-empty list.", param="messages")
     clean = []
     for i, message in enumerate(messages):
-        if not isinstance(message, dict) or message.get("role") not in ROLES:
+        if not isinstance(message, dict) or not isinstance(message.get("role"), str) or message["role"] not in ROLES:
             raise ChatError(400, f"messages[{i}] needs a role: one of {', '.join(sorted(ROLES))}.",
                             param=f"messages[{i}].role")
         clean.append({"role": message["role"], "content": _text(message.get("content"), i)})
@@ -106,7 +101,11 @@ def parse_chat_request(body, max_bytes):
         if not isinstance(stop, list) or not all(isinstance(s, str) for s in stop) or len(stop) > 4:
             raise ChatError(400, "'stop' must be a string or a list of up to 4 strings.", param="stop")
         options["stop"] = stop
-    include_usage = bool((data.get("stream_options") or {}).get("include_usage")) if stream else False
+    stream_options = data.get("stream_options")
+    if stream_options is not None and not isinstance(stream_options, dict):
+        raise ChatError(400, "'stream_options' must be an object, e.g. {\"include_usage\": true}.",
+                        param="stream_options")
+    include_usage = bool(stream and stream_options and stream_options.get("include_usage"))
     return ChatRequest(model, clean, stream, include_usage, {k: v for k, v in options.items() if v is not None})
 
 

@@ -1,4 +1,4 @@
-"""Per-token request limits in fixed one-minute windows, counted in the shared cache (Redis when configured), so
+"""Per-user request limits in fixed one-minute windows, counted in the shared cache (Redis when configured), so
 every web process enforces one limit together. If the cache is unreachable the request is let through (and logged):
 a Redis restart must not take the endpoint down with it."""
 import logging
@@ -10,7 +10,8 @@ log = logging.getLogger(__name__)
 
 
 def check(key, per_minute):
-    """Count one request for ``key``; return 0 when allowed, else the seconds until the window resets."""
+    """Count one request for ``key`` (e.g. "user:<pk>": never a secret, cache keys show up in tools and logs);
+    return 0 when allowed, else the seconds until the window resets."""
     if per_minute <= 0:
         return 0
     now = time.time()

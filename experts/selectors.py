@@ -162,7 +162,7 @@ def expert_dict(expert):
         "active_parameters": expert.active_parameters, "bytes_per_parameter": expert.bytes_per_parameter,
         "context_length": expert.context_length, "enabled": expert.enabled, "description": expert.description,
         "backend": {
-            "kind": expert.backend, "simulated": expert.backend == "simulated", "base_url": expert.base_url,
+            "kind": expert.backend, "simulated": expert.simulated, "base_url": expert.base_url,
             "upstream_model": expert.upstream_model, "api_key_env": expert.api_key_env,
             "api_key_set": bool(expert.api_key_env and os.environ.get(expert.api_key_env)),
             "timeout_s": expert.timeout_s, "connect_timeout_s": expert.connect_timeout_s,

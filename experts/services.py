@@ -197,7 +197,10 @@ def _expert_values(data):
 
 
 def _check_backend(expert):
-    """The settings the chosen backend needs, checked before saving (a bad one would fail every answer)."""
+    """The settings the chosen backend needs, checked before saving (a bad one would fail every answer).
+
+    Not by building the backend: a local model's directory and torch need only exist where it is served (a GPU
+    worker), not in the web process that saves the expert."""
     if expert.backend == "openai" and not expert.base_url.startswith(("http://", "https://")):
         raise MapError("an openai backend needs base_url starting with http:// or https:// (e.g. "
                        "http://vllm:8000/v1).")

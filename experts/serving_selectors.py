@@ -97,7 +97,7 @@ def serving_snapshot(window_s=900, max_calls=5000):
              for pk, at, status, reason, ttft, total, simulated, tokens, primary, expert in rows[:max_calls]
              if primary]
     stats = _stats(calls)
-    experts = [{"name": e.name, "backend": e.backend, "simulated": e.backend == "simulated", "enabled": e.enabled,
+    experts = [{"name": e.name, "backend": e.backend, "simulated": e.simulated, "enabled": e.enabled,
                 **stats.get(e.name, IDLE)}
                for e in Expert.objects.all() if e.enabled or e.name in stats]
     return {"t": now.timestamp(), "window_s": window_s, "experts": experts, "breakers": merged_breakers(),

@@ -9,9 +9,9 @@ Backend modules are imported on first use, so torch loads only where a local mod
 """
 from .base import Backend, BackendConfig, BackendError, Completion, Delta, make_backend
 from .breaker import BreakerBoard, CircuitBreaker
-from .dispatch import AllExpertsFailed, Attempt, Opened, complete_with_fallback, open_stream
+from .dispatch import AllExpertsFailed, Attempt, Opened, complete_first, open_stream
 
 __all__ = [
     "AllExpertsFailed", "Attempt", "Backend", "BackendConfig", "BackendError", "BreakerBoard", "CircuitBreaker",
-    "Completion", "Delta", "Opened", "complete_with_fallback", "make_backend", "open_stream",
+    "Completion", "Delta", "Opened", "complete_first", "make_backend", "open_stream",
 ]

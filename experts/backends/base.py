@@ -113,8 +113,6 @@ def generation_settings(config: BackendConfig, *, max_tokens=None, temperature=N
 class Backend:
     """Abstract expert backend.  Subclasses implement `stream` as an async generator."""
 
-    simulated = False
-
     def __init__(self, config: BackendConfig):
         self.config = config
 
@@ -131,8 +129,9 @@ class Backend:
         usage = last.usage or estimated_usage(messages, text)
         return Completion(text, last.finish_reason or "stop", usage)
 
-    async def aclose(self):
-        """Release what this backend holds; the default holds nothing."""
+    async def prepare(self):
+        """Get ready to answer (e.g. load a model); dispatch awaits it before its timeouts start, so a cold start
+        is not mistaken for a slow expert.  The default has nothing to prepare."""
 
     def __repr__(self):
         return f"<{type(self).__name__} {self.config.expert!r}>"

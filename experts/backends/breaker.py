@@ -104,28 +104,6 @@ class BreakerBoard:
                                                                 clock=self.clock)
             return breaker
 
-    __getitem__ = get
-
-    def __contains__(self, name) -> bool:
-        with self._lock:
-            return name in self._breakers
-
-    def __iter__(self):
-        with self._lock:
-            return iter(list(self._breakers))
-
-    def __len__(self) -> int:
-        with self._lock:
-            return len(self._breakers)
-
-    def reset(self, name: str | None = None):
-        """Forget one breaker (or all), e.g. after an operator fixed an expert's configuration."""
-        with self._lock:
-            if name is None:
-                self._breakers.clear()
-            else:
-                self._breakers.pop(name, None)
-
     def snapshot(self) -> dict:
         with self._lock:
             breakers = dict(self._breakers)

@@ -5,7 +5,9 @@ it gets 1 + max_retries attempts, with exponential backoff and jitter between re
 least the upstream's Retry-After).  An attempt succeeds when its first delta arrives within
 first_token_timeout_s; from then on the answer belongs to that expert: a later failure is raised from
 `Opened.rest` and never retried or handed to a fallback, because the client has already seen text.
-Failures count against the expert's breaker, except bad_request (the caller's fault).
+Failures count against the expert's breaker, except bad_request (the caller's fault).  A candidate given
+as (name, BackendError) — its backend could not even be built — is one failed attempt, its breaker untouched,
+so the fallback reason and the attempts say why the next candidate answered.
 """
 from __future__ import annotations
 
@@ -15,7 +17,7 @@ import time
 from dataclasses import dataclass, field
 from typing import AsyncIterator
 
-from .base import Backend, BackendError, Completion, Delta, estimated_usage
+from .base import Backend, BackendError, Completion, Delta
 from .breaker import BreakerBoard
 
 MAX_BACKOFF_S = 5.0
@@ -92,6 +94,11 @@ async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, m
     attempts: list[Attempt] = []
     fallback_reason = ""
     for index, (name, backend) in enumerate(candidates):
+        if isinstance(backend, BackendError):
+            attempts.append(Attempt(name, False, backend.kind, backend.message))
+            if index == 0:
+                fallback_reason = backend.kind
+            continue
         breaker = breakers.get(name)
         cfg = backend.config
         retries = cfg.max_retries if max_retries is None else max_retries
@@ -130,12 +137,13 @@ async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, m
     raise AllExpertsFailed(attempts)
 
 
-async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
+async def open_stream(candidates: list[tuple[str, Backend | BackendError]], messages, *, breakers: BreakerBoard,
                       max_retries: int | None = None, backoff_s: float | None = None, sleep=asyncio.sleep,
                       **gen_kwargs) -> Opened:
     """Start streaming from the first candidate that produces a first delta; see the module docstring.
     Raises AllExpertsFailed (kind "unavailable") when none does."""
     async def first_delta(name, backend):
+        await backend.prepare()  # outside the deadline: loading a model is not a slow first token
         agen = backend.stream(messages, **gen_kwargs)
         try:
             async with asyncio.timeout(backend.config.first_token_timeout_s):
@@ -152,14 +160,16 @@ async def open_stream(candidates: list[tuple[str, Backend]], messages, *, breake
     return Opened(name, reason, attempts, first, ms, _rest(name, agen, breakers))
 
 
-async def complete_first(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
+async def complete_first(candidates: list[tuple[str, Backend | BackendError]], messages, *, breakers: BreakerBoard,
                          max_retries: int | None = None, backoff_s: float | None = None, sleep=asyncio.sleep,
                          **gen_kwargs) -> tuple[Opened, Completion]:
     """The non-streaming twin of open_stream: each attempt is one whole ``complete()`` call (bounded by the
-    backend's ``timeout_s``), with the same retry, breaker and fallback rules. For callers that want the whole
-    answer (the endpoint without ``stream``, batches), so an upstream is asked exactly the way the client asked.
+    backend's ``timeout_s`` once it is prepared), with the same retry, breaker and fallback rules. For callers
+    that want the whole answer (the endpoint without ``stream``, batches), so an upstream is asked exactly the way
+    the client asked.
     The returned Opened's ``first`` holds the whole answer, ``ttft_ms`` the time to it, and ``rest`` is empty."""
     async def whole(name, backend):
+        await backend.prepare()
         try:
             async with asyncio.timeout(backend.config.timeout_s):
                 return await backend.complete(messages, **gen_kwargs)
@@ -185,16 +195,3 @@ def _as_backend_error(exc: BaseException, name: str, first_token_timeout_s: floa
                             kind="timeout", retryable=True)
     return BackendError(f"expert {name!r} ended its stream without any output", kind="upstream", retryable=True)
 
-
-async def complete_with_fallback(candidates: list[tuple[str, Backend]], messages, *, breakers: BreakerBoard,
-                                 **kwargs) -> tuple[Opened, Completion]:
-    """open_stream, then collect the whole answer (for non-streaming callers such as batch answering).
-    The returned Opened's `rest` is exhausted."""
-    opened = await open_stream(candidates, messages, breakers=breakers, **kwargs)
-    parts, last = [opened.first.text], opened.first
-    async for delta in opened.rest:
-        parts.append(delta.text)
-        last = delta
-    text = "".join(parts)
-    usage = last.usage or estimated_usage(messages, text)
-    return opened, Completion(text, last.finish_reason or "stop", usage)

@@ -1,6 +1,8 @@
 """A backend that runs a Hugging Face causal LM from a local directory, in-process.
 
-Models load once per (path, device) and stay cached.  Generation runs in a worker thread and its
+A model loads once per (path, device) and stays in memory while a backend holds it: backends of one model share
+it, and it is freed when the last one is dropped (e.g. the registry superseded it after a settings change).
+Loading happens in `prepare`, before dispatch's timeouts start.  Generation runs in a worker thread and its
 streamer hands text to the event loop with call_soon_threadsafe, so the loop never blocks on torch.
 One generation at a time per model: CPU inference gets no faster in parallel, it only thrashes.
 An abandoned stream (client gone, dispatch timeout) stops generation at the next token.
@@ -10,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
+import weakref
 
-from transformers import AutoModelForCausalLM, AutoTokenizer, StoppingCriteria, StoppingCriteriaList, \
-    TextIteratorStreamer
+from transformers import AutoModelForCausalLM, AutoTokenizer, GenerationConfig, StoppingCriteria, \
+    StoppingCriteriaList, TextIteratorStreamer
 
 from .base import Backend, BackendConfig, BackendError, Delta, generation_settings, message_text
 
 DEFAULT_MAX_TOKENS = 128
+GENERATE_KEYS = frozenset(GenerationConfig().to_dict())  # the settings model.generate() accepts
 _END = object()
 
 
@@ -27,13 +31,17 @@ class _Loaded:
         self.lock = threading.Lock()  # one generation at a time
 
 
-_models: dict[tuple[str, str], _Loaded] = {}
+_models: weakref.WeakValueDictionary[tuple[str, str], _Loaded] = weakref.WeakValueDictionary()
 _models_lock = threading.Lock()
 
 
+def _key(path: str, device: str) -> tuple[str, str]:
+    return os.path.realpath(path), device
+
+
 def load(path: str, device: str = "cpu") -> _Loaded:
-    """The cached tokenizer and model for (path, device); loads them on first use (blocking)."""
-    key = (os.path.realpath(path), device)
+    """The tokenizer and model for (path, device): the one in memory if some holder keeps it, else loaded (blocking)."""
+    key = _key(path, device)
     with _models_lock:
         loaded = _models.get(key)
         if loaded is None:
@@ -86,11 +94,32 @@ class TransformersBackend(Backend):
     def __init__(self, config: BackendConfig):
         super().__init__(config)
         if not config.model_path or not os.path.isdir(config.model_path):
-            raise BackendError(f"expert {config.expert!r}: model directory {config.model_path!r} does not exist "
-                               "(transformers backends load local files only)", kind="config")
+            raise BackendError(f"expert {config.expert!r}: a transformers backend needs model_path: a local model "
+                               f"directory; {config.model_path!r} does not exist", kind="config")
+        # adopt the model if another backend already loaded it (a settings edit must not reload it); loads nothing
+        self._loaded = _models.get(_key(config.model_path, config.device))
+
+    def _model(self) -> _Loaded:
+        """The model this backend holds, loaded on first use (blocking: call it in a worker thread)."""
+        if self._loaded is None:
+            self._loaded = load(self.config.model_path, self.config.device)
+        return self._loaded
+
+    async def prepare(self):
+        if self._loaded is None:
+            await asyncio.to_thread(self._model)
+
+    def _encode(self, messages):
+        """(model, input tensors) for `messages`: the chat template and tokenizer run in a worker thread too."""
+        loaded = self._model()
+        inputs = loaded.tokenizer(build_prompt(loaded.tokenizer, messages), return_tensors="pt").to(self.config.device)
+        inputs.pop("token_type_ids", None)
+        return loaded, inputs
 
     def _generate_kwargs(self, tokenizer, settings: dict) -> dict:
-        kwargs = dict(settings["extra"])
+        """model.generate() arguments.  Settings transformers does not know (the OpenAI-only seed,
+        presence_penalty, frequency_penalty) are ignored, so one expert's settings suit either backend kind."""
+        kwargs = {k: v for k, v in settings["extra"].items() if k in GENERATE_KEYS}
         kwargs["max_new_tokens"] = settings["max_tokens"] or DEFAULT_MAX_TOKENS
         temperature = settings["temperature"]
         if temperature is not None:
@@ -109,11 +138,9 @@ class TransformersBackend(Backend):
 
     async def stream(self, messages, *, max_tokens=None, temperature=None, top_p=None, stop=None):
         cfg = self.config
-        loaded = await asyncio.to_thread(load, cfg.model_path, cfg.device)
+        loaded, inputs = await asyncio.to_thread(self._encode, messages)
         settings = generation_settings(cfg, max_tokens=max_tokens, temperature=temperature, top_p=top_p, stop=stop)
         tokenizer, model = loaded.tokenizer, loaded.model
-        inputs = tokenizer(build_prompt(tokenizer, messages), return_tensors="pt").to(cfg.device)
-        inputs.pop("token_type_ids", None)
         n_prompt = int(inputs["input_ids"].shape[1])
         kwargs = self._generate_kwargs(tokenizer, settings)
         loop = asyncio.get_running_loop()

@@ -124,8 +124,8 @@ class OpenAIBackend(Backend):
     def __init__(self, config: BackendConfig):
         super().__init__(config)
         if not config.base_url.startswith(("http://", "https://")):
-            raise BackendError(f"expert {config.expert!r}: base_url must be an http(s) URL, got "
-                               f"{config.base_url!r}", kind="config")
+            raise BackendError(f"expert {config.expert!r}: an openai backend needs base_url starting with http:// or "
+                               f"https:// (e.g. http://vllm:8000/v1), got {config.base_url!r}", kind="config")
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.timeout = httpx.Timeout(connect=config.connect_timeout_s, read=config.timeout_s,

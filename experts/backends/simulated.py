@@ -23,8 +23,6 @@ FILLER = ("lorem", "ipsum", "dolor", "sit", "amet", "consectetur", "adipiscing",
 
 
 class SimulatedBackend(Backend):
-    simulated = True
-
     def __init__(self, config: BackendConfig, *, sleep=asyncio.sleep):
         super().__init__(config)
         try:

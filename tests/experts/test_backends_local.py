@@ -1,5 +1,9 @@
 """TransformersBackend with a tiny GPT-2 and word-level tokenizer that the test builds and saves itself."""
 import asyncio
+import gc
+import shutil
+import time
+import weakref
 
 import pytest
 
@@ -36,6 +40,13 @@ async def test_generation_defaults_come_from_config_and_sampling_works(tiny_mode
     assert done.usage["completion_tokens"] == 4 and done.finish_reason == "length"
     sampled = await make_backend(config(tiny_model)).complete(MSGS, max_tokens=6, temperature=0.9, top_p=0.95)
     assert sampled.usage["completion_tokens"] <= 6
+
+
+@pytest.mark.asyncio
+async def test_openai_only_generation_settings_are_ignored(tiny_model):
+    generation = {"seed": 7, "presence_penalty": 0.5, "frequency_penalty": 0.5, "max_tokens": 3, "top_k": 5}
+    done = await make_backend(config(tiny_model, generation=generation)).complete(MSGS, temperature=0)
+    assert done.usage["completion_tokens"] == 3 and done.finish_reason == "length"
 
 
 @pytest.mark.asyncio
@@ -86,6 +97,40 @@ async def test_dispatch_over_a_local_model(tiny_model):
                                max_tokens=5, temperature=0)
     assert opened.expert == "tiny" and opened.first.text
     assert [d async for d in opened.rest][-1].finish_reason == "length"
+
+
+@pytest.mark.asyncio
+async def test_a_cold_model_load_does_not_count_against_the_first_token_deadline(tiny_model, tmp_path, monkeypatch):
+    from experts.backends import local_transformers
+
+    def slow_load(path, device="cpu"):  # a big model from a slow disk
+        time.sleep(1.0)
+        return load(path, device)
+
+    monkeypatch.setattr(local_transformers, "load", slow_load)
+    cold = str(shutil.copytree(tiny_model, tmp_path / "cold"))  # a directory no backend has loaded yet
+    backend = make_backend(config(cold, first_token_timeout_s=0.5, max_retries=0))
+    opened = await open_stream([("tiny", backend)], MSGS, breakers=BreakerBoard(), max_tokens=2, temperature=0)
+    assert opened.first.text and opened.ttft_ms >= 1000
+    await opened.rest.aclose()
+
+
+@pytest.mark.django_db
+def test_a_superseded_model_is_freed_and_a_settings_edit_keeps_it(tiny_model, tmp_path):
+    from experts import backend_registry
+    from experts.services import save_expert
+
+    expert = save_expert("gemma-2-9b-it", {"backend": "transformers", "model_path": tiny_model})
+    asyncio.run(backend_registry.backend_for(expert).prepare())
+    model = weakref.ref(load(tiny_model))
+    expert = save_expert("gemma-2-9b-it", {"generation": {"max_new_tokens": 4}})
+    backend_registry.backend_for(expert)  # same model, other settings: the new backend adopts it
+    gc.collect()
+    assert model() is not None and load(tiny_model) is model()
+    expert = save_expert("gemma-2-9b-it", {"model_path": str(shutil.copytree(tiny_model, tmp_path / "other"))})
+    backend_registry.backend_for(expert)
+    gc.collect()
+    assert model() is None  # nothing holds the old model any more: its memory is freed
 
 
 def test_prompt_uses_the_chat_template_when_there_is_one(tiny_model):

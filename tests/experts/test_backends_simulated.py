@@ -31,7 +31,7 @@ def test_estimate_is_prefill_then_batch_one_decode():
 @pytest.mark.asyncio
 async def test_streams_labelled_placeholder_tokens_with_usage():
     backend = make_backend(config())
-    assert backend.simulated and isinstance(backend, SimulatedBackend)
+    assert isinstance(backend, SimulatedBackend)
     deltas = [d async for d in backend.stream(MSGS, max_tokens=5)]
     assert len(deltas) == 5
     assert deltas[0].text.startswith("[simulated maths on sn40l-16] ")

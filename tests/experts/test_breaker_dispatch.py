@@ -7,8 +7,8 @@ import pytest
 import pytest_asyncio
 
 from experts.backends import (AllExpertsFailed, Backend, BackendConfig, BackendError, BreakerBoard, CircuitBreaker,
-                              Delta, complete_with_fallback, make_backend, open_stream)
-from experts.backends.dispatch import backoff_delay, complete_first
+                              Delta, complete_first, make_backend, open_stream)
+from experts.backends.dispatch import backoff_delay
 from experts.backends.openai_http import aclose_shared_client
 from tests.fakes.openai_server import FakeOpenAI, closed_port
 
@@ -94,7 +94,7 @@ def test_unreported_or_released_trial_does_not_wedge_half_open():
 def test_snapshot_is_json_safe_and_board_is_a_registry():
     clock = Clock()
     board = BreakerBoard(failure_threshold=2, reset_timeout_s=5, clock=clock)
-    assert board.get("a") is board["a"] and "a" in board and "b" not in board
+    assert board.get("a") is board.get("a") and list(board.snapshot()) == ["a"]
     board.get("b").record_failure()
     board.get("b").record_failure()
     clock.now += 2
@@ -103,8 +103,6 @@ def test_snapshot_is_json_safe_and_board_is_a_registry():
     assert snap["a"]["state"] == "closed" and snap["a"]["opened_s_ago"] is None
     assert (snap["b"]["state"], snap["b"]["failures"]) == ("open", 2)
     assert (snap["b"]["opened_s_ago"], snap["b"]["retry_in_s"]) == (2.0, 3.0)
-    board.reset("b")
-    assert "b" not in board and len(board) == 1
 
 
 def test_breaker_counts_are_exact_under_threads():
@@ -227,11 +225,40 @@ async def test_an_empty_stream_is_a_failed_attempt():
 
 
 @pytest.mark.asyncio
-async def test_complete_with_fallback_collects_the_answer():
-    opened, done = await complete_with_fallback([("a", Scripted("a", err("connection"))), ("b", Scripted("b", "ok"))],
-                                                MSGS, breakers=BreakerBoard(), max_retries=0)
-    assert (opened.expert, opened.fallback_reason) == ("b", "connection")
-    assert (done.text, done.finish_reason, done.usage["completion_tokens"]) == ("b: answer", "stop", 2)
+@pytest.mark.parametrize("dispatch", [open_stream, complete_first])
+async def test_a_backend_that_could_not_be_built_is_a_failed_attempt_and_the_fallback_reason(dispatch):
+    board = BreakerBoard(failure_threshold=1)
+    broken = BackendError("expert 'a': a transformers backend needs model_path", kind="config")
+    result = await dispatch([("a", broken), ("b", Scripted("b", "ok"))], MSGS, breakers=board)
+    opened = result[0] if isinstance(result, tuple) else result
+    assert (opened.expert, opened.fallback_reason) == ("b", "config")
+    assert [(a.expert, a.ok, a.error_kind) for a in opened.attempts] == [("a", False, "config"), ("b", True, "")]
+    assert "a" not in board.snapshot()  # not the expert's health: its breaker is untouched
+    with pytest.raises(AllExpertsFailed) as failed:
+        await dispatch([("b", Scripted("b", err("upstream", False))), ("a", broken)], MSGS, breakers=board)
+    assert [a.error_kind for a in failed.value.attempts] == ["upstream", "config"]
+
+
+@pytest.mark.asyncio
+@pytest.mark.parametrize("dispatch", [open_stream, complete_first])
+async def test_preparing_a_backend_is_outside_its_deadlines(dispatch):
+    class ColdStart(Scripted):
+        ready = False
+
+        async def prepare(self):  # e.g. loading a local model
+            if not self.ready:
+                await asyncio.sleep(0.3)
+                self.ready = True
+
+        async def stream(self, messages, **kwargs):
+            await self.prepare()  # a backend also prepares itself when called directly
+            async for delta in super().stream(messages, **kwargs):
+                yield delta
+
+    cold = ColdStart("a", "ok", max_retries=0, first_token_timeout_s=0.1, timeout_s=0.1)
+    result = await dispatch([("a", cold)], MSGS, breakers=BreakerBoard())
+    opened = result[0] if isinstance(result, tuple) else result
+    assert opened.expert == "a" and opened.ttft_ms >= 300  # the client did wait for it
 
 
 @pytest.mark.asyncio
@@ -275,7 +302,7 @@ async def test_real_upstream_failing_falls_back_to_the_second_server(two_servers
     a.reset(mode="error", status=503)
     b.reset(tokens=["from", "beta"])
     candidates = [("alpha", http_backend("alpha", a.base_url)), ("beta", http_backend("beta", b.base_url))]
-    opened, done = await complete_with_fallback(candidates, MSGS, breakers=BreakerBoard())
+    opened, done = await complete_first(candidates, MSGS, breakers=BreakerBoard())
     assert (opened.expert, opened.fallback_reason, done.text) == ("beta", "upstream", "from beta")
     assert len(a.requests) == 2 and len(b.requests) == 1
 

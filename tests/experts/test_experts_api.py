@@ -78,6 +78,13 @@ def test_breaker_state_from_other_processes_is_shown(user):
         cache.delete_many(["breakers:index", "breakers:host:1"])
 
 
+def test_every_backend_kind_an_expert_can_choose_exists():
+    from experts.backends.base import BACKENDS
+    from experts.models import BACKENDS as CHOICES
+
+    assert {kind for kind, _ in CHOICES} == set(BACKENDS)
+
+
 def test_backends_are_cached_per_configuration_even_with_list_settings():
     from experts import backend_registry
     from experts.services import save_expert

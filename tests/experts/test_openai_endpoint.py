@@ -1,5 +1,7 @@
 """The /v1 endpoint served for real, called by the official ``openai`` client, with experts answering from a real
 local HTTP server that speaks the OpenAI protocol (tests/fakes/openai_server.py)."""
+import json
+
 import openai
 import pytest
 
@@ -145,6 +147,22 @@ def test_failing_expert_falls_back_to_the_general_expert_and_the_reason_is_recor
     assert (decision.answered_by.name, decision.answer_fallback_reason) == (general, "upstream")
 
 
+def test_an_expert_whose_backend_cannot_be_built_falls_back_and_says_why(client):
+    from experts.models import Expert, ExpertCall
+    from routing.models import RoutingDecision
+
+    chosen, general = expert_for("coding"), expert_for("general")
+    Expert.objects.filter(name=chosen).update(backend="openai", base_url="")  # past save_expert's check
+    raw = client.chat.completions.with_raw_response.create(model="coe", messages=[{"role": "user", "content": CODING}])
+    coe = raw.parse().model_extra["coe"]
+    assert (coe["expert"], coe["fallback_reason"]) == (general, "config")
+    assert raw.headers["x-coe-fallback-reason"] == "config"
+    call = ExpertCall.objects.get()
+    assert (call.status, call.fallback_reason) == ("fallback", "config")
+    assert [(a["expert"], a["error_kind"]) for a in call.attempts] == [(chosen, "config"), (general, "")]
+    assert RoutingDecision.objects.get(pk=coe["decision_id"]).answer_fallback_reason == "config"
+
+
 def test_breaker_opens_after_repeated_failures_and_stops_calling_the_expert(client, fake):
     from experts import backend_registry
 
@@ -221,7 +239,21 @@ def test_auth_input_and_model_errors_use_openai_error_format(server, client, use
         client.chat.completions.create(model="coe", messages=[{"role": "user", "content": "hi"}], temperature=7)
 
 
-def test_rate_limit_per_token(client, settings):
+def test_malformed_requests_are_400s_in_openai_format():
+    from experts.openai_format import ChatError, parse_chat_request
+
+    hi = {"role": "user", "content": "hi"}
+    for body, param in [({"messages": [hi], "stream": True, "stream_options": ["include_usage"]}, "stream_options"),
+                        ({"messages": [hi], "stream_options": "yes"}, "stream_options"),
+                        ({"messages": [{"role": ["user"], "content": "hi"}]}, "messages[0].role"),
+                        ({"messages": [hi, {"role": {"name": "user"}, "content": "hi"}]}, "messages[1].role")]:
+        with pytest.raises(ChatError) as err:
+            parse_chat_request(json.dumps({"model": "coe", **body}).encode(), 10_000)
+        assert (err.value.status, err.value.param) == (400, param)
+        assert json.loads(err.value.response().content)["error"]["type"] == "invalid_request_error"
+
+
+def test_rate_limit_per_user(client, settings):
     settings.COE_RATE_LIMIT_PER_MIN = 2
     client.models.list()
     client.models.list()

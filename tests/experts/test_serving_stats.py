@@ -74,6 +74,32 @@ def test_call_list_is_capped_but_reports_truncation():
     assert len(s["calls"]) == 2 and s["truncated"]
 
 
+def test_the_process_index_expires_and_forgets_processes_whose_snapshot_expired(breaker_cache, monkeypatch):
+    from types import SimpleNamespace
+
+    from experts import backend_registry
+
+    cache.set("breakers:index", ["p1", "gone"])  # "gone" exited: its snapshot expired
+    cache.set("breakers:p1", {"at": time.time(), "experts": {}})
+    timeouts = {}
+
+    def set_(key, value, timeout):
+        timeouts[key] = timeout
+        cache.set(key, value, timeout)
+
+    monkeypatch.setattr(backend_registry, "cache", SimpleNamespace(get=cache.get, get_many=cache.get_many, set=set_))
+    monkeypatch.setattr(backend_registry, "_shared", {"states": None, "at": 0.0})
+    monkeypatch.setattr(backend_registry, "_board", None)
+    backend_registry.breakers().get(A).record_failure()
+    backend_registry.share_breakers()
+    me = next(k for k in timeouts if k != "breakers:index").removeprefix("breakers:")
+    try:
+        assert cache.get("breakers:index") == sorted(["p1", me])
+        assert timeouts["breakers:index"] == backend_registry.BREAKER_TTL_S
+    finally:
+        cache.delete(f"breakers:{me}")
+
+
 def test_breakers_merge_every_process_and_the_worst_state_wins(breaker_cache):
     now = time.time()
     cache.set("breakers:index", ["p1", "p2", "gone"])  # "gone": its snapshot expired from the cache
