@@ -6,7 +6,7 @@ from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
 from django.views.decorators.csrf import csrf_exempt
 
-from .services import user_for_token
+from .services import token_row
 
 
 class ApiError(Exception):
@@ -22,18 +22,22 @@ def error_response(status, message, **extra):
     return response
 
 
-def authenticate(request):
-    """Set ``request.user`` from a Bearer token, or check the session's CSRF token on writes; raises ApiError 401/403.
-    Shared by every API, the OpenAI-compatible endpoint included."""
+def authenticate(request, scope="read"):
+    """Set ``request.user`` from a Bearer token that has ``scope``, or check the session's CSRF token on writes;
+    raises ApiError 401/403. Shared by every API, the OpenAI-compatible endpoint included. ``request.auth_token`` is
+    the token's row (None with the session)."""
+    request.auth_token = None
     header = request.headers.get("Authorization", "")
     if header:
         scheme, _, token = header.partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise ApiError(401, "Authorization header must be 'Bearer <token>'.")
-        user = user_for_token(token.strip())
-        if user is None:
-            raise ApiError(401, "Invalid or revoked API token.")
-        request.user = user
+        row = token_row(token.strip())
+        if row is None:
+            raise ApiError(401, "Invalid, expired or revoked API token.")
+        if not row.allows(scope):
+            raise ApiError(403, f"This token lacks the '{scope}' scope (it has: {', '.join(row.scopes)}).")
+        request.user, request.auth_token = row.user, row
         return
     if not request.user.is_authenticated:
         raise ApiError(401, "Authentication required: log in or send 'Authorization: Bearer <token>'.")
@@ -65,8 +69,15 @@ def json_body(request):
         raise ApiError(400, str(exc))
 
 
-def api_view(methods):
-    """Wrap a view that returns a dict (→ 200 JSON) or raises ApiError; only ``methods`` are allowed."""
+def require(allowed, message):
+    """Refuse with 403 and ``message`` unless ``allowed``."""
+    if not allowed:
+        raise ApiError(403, message)
+
+
+def api_view(methods, scope="read"):
+    """Wrap a view that returns a dict (→ 200 JSON) or raises ApiError; only ``methods`` are allowed. A token must
+    have ``scope`` (a name, or {method: name} for views whose methods differ)."""
     def decorate(view):
         @csrf_exempt  # CSRF is enforced above for session-authenticated writes; tokens need none
         @functools.wraps(view)
@@ -74,7 +85,7 @@ def api_view(methods):
             if request.method not in methods:
                 return error_response(405, f"Method {request.method} not allowed; use {', '.join(methods)}.")
             try:
-                authenticate(request)
+                authenticate(request, scope.get(request.method, "read") if isinstance(scope, dict) else scope)
                 result = view(request, *args, **kwargs)
             except ApiError as exc:
                 return error_response(exc.status, exc.message, **exc.extra)

@@ -1,7 +1,8 @@
-"""Websocket auth for scripts: ``Authorization: Bearer <token>`` on the handshake (browsers use the session)."""
+"""Websocket auth for scripts: ``Authorization: Bearer <token>`` (with the ``read`` scope) on the handshake; browsers
+use the session. ``scope["auth_token"]`` names the token, so its socket can be closed when it is revoked."""
 from channels.db import database_sync_to_async
 
-from .services import user_for_token
+from .services import token_row
 
 
 class BearerTokenMiddleware:
@@ -13,7 +14,7 @@ class BearerTokenMiddleware:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            user = await database_sync_to_async(user_for_token)(token.strip())
-            if user is not None:
-                scope = {**scope, "user": user}
+            row = await database_sync_to_async(token_row)(token.strip())
+            if row is not None and row.allows("read"):
+                scope = {**scope, "user": row.user, "auth_token": row.pk}
         return await self.app(scope, receive, send)

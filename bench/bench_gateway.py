@@ -119,12 +119,12 @@ def main():
     import openai
     from django.contrib.auth import get_user_model
 
-    from access.services import create_api_token
+    from access.services import issue_token
     from experts.services import save_expert
     from experts.selectors import current_map
 
     user, _ = get_user_model().objects.get_or_create(username="bench-gateway")
-    token = create_api_token(user.username)
+    token = issue_token(user=user.username)[0]
     with FakeOpenAI() as upstream:
         for name in set(current_map().assignments.values()) | {EXPERT}:
             save_expert(name, {"backend": "openai", "base_url": upstream.base_url, "upstream_model": "upstream",

@@ -83,12 +83,12 @@ def main():
     ap.add_argument("--seconds", type=float, default=30)
     args = ap.parse_args()
     _live.setup_django()
-    from access.services import create_api_token
+    from access.services import issue_token
     from django.contrib.auth import get_user_model
     from routing.selectors import active_router
 
     get_user_model().objects.get_or_create(username="bench")
-    token = create_api_token("bench")
+    token = issue_token(user="bench")[0]
     active_router()
     daphne, port = _live.start_daphne()
     results = {}

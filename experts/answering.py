@@ -93,14 +93,14 @@ def _candidates(requested, primary_name, snapshot, decision=None):
     return result
 
 
-def plan(model, messages, source="api"):
+def plan(model, messages, source="api", user=None):
     """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models.
-    ``source``: "api" or "page", as the routing decision records it."""
+    ``source``: "api" or "page", as the routing decision records it; ``user`` owns the decision."""
     from routing.services import route_prompts
 
     decision = None
     if model == COE_MODEL:
-        decision = route_prompts([routing_text(messages)], source)[0]
+        decision = route_prompts([routing_text(messages)], source, user=user)[0]
     return _candidates(model, decision["expert"] if decision else model, current_map(), decision)
 
 

@@ -72,7 +72,7 @@ def _begin_chat(request, source):
     """Everything before an expert is called, in one thread hop: auth, rate limit, parsing, routing, candidates."""
     user = _guard(request, "POST")
     chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES)
-    return user, chat, answering.plan(chat.model, chat.messages, source)
+    return user, chat, answering.plan(chat.model, chat.messages, source, user)
 
 
 @csrf_exempt

@@ -94,6 +94,9 @@ class RoutingDecision(models.Model):
 
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     source = models.CharField(max_length=10, choices=SOURCES)
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                             related_name="+", help_text="Whose prompt it is: only they (and those who may see all "
+                                                         "traffic) see its text.")
     prompt = models.TextField()
     category = models.CharField(max_length=60, db_index=True, help_text="Category used (after any fallback).")
     predicted_category = models.CharField(max_length=60)

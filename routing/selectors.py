@@ -5,6 +5,8 @@ from datetime import timedelta
 from django.db.models import F
 from django.utils import timezone
 
+from access.roles import owned_by, redact
+
 from .engine.router import Router
 from .models import Batch, Category, RouterModel, RoutingDecision
 
@@ -53,12 +55,28 @@ def seed_training_data():
 # --- Batches and the live dashboard --------------------------------------------------------------------------------
 
 def batch_progress(batch):
-    return {"id": batch.pk, "status": batch.status, "done": batch.done, "total": batch.total,
-            "name": batch.name, "errors": len(batch.errors)}
+    """A batch's progress as the dashboard shows it; ``user`` (its uploader) decides who may read its name."""
+    return {"id": batch.pk, "user": batch.created_by_id, "status": batch.status, "done": batch.done,
+            "total": batch.total, "name": batch.name, "errors": len(batch.errors)}
 
 
-def recent_batches(limit=20):
-    return list(Batch.objects.order_by("-id")[:limit])
+def visible_batches(user):
+    """The batches ``user`` may see: their own, or all for staff and holders of access.view_all_traffic."""
+    return owned_by(Batch.objects.all(), user)
+
+
+def recent_batches(user, limit=20):
+    return list(visible_batches(user).select_related("created_by").order_by("-id")[:limit])
+
+
+def feed_item(decision, expert_name):
+    """The compact, JSON-safe shape of a decision on the live dashboard. ``user`` (the prompt's owner) and ``source``
+    decide who may read ``prompt`` (access.roles.redact)."""
+    return {"id": decision.pk, "user": decision.user_id, "source": decision.source,
+            "prompt": decision.prompt[:120], "category": decision.category,
+            "confidence": round(decision.confidence, 4), "entropy": round(decision.entropy, 4),
+            "fallback_reason": decision.fallback_reason, "expert": expert_name,
+            "latency_ms": round(decision.latency_ms, 3), "batch": decision.batch_id}
 
 
 RESULT_FIELDS = ["line", "id", "prompt", "category", "predicted_category", "confidence", "entropy", "margin",
@@ -106,8 +124,9 @@ def batch_accuracy(batch):
             "fallbacks": labelled.filter(fallback=True).count()}
 
 
-def dashboard_snapshot(window_s=60, feed=50, max_rows=20000):
-    """What the dashboard shows, from the database: the page loads it on (re)connect to catch up.
+def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
+    """What the dashboard shows ``user``, from the database: the page loads it on (re)connect to catch up. Prompt
+    text and batch names of other users are blanked unless ``user`` may see all traffic (access.roles.redact).
 
     ``seconds``: per-second counts over the last ``window_s`` seconds (per expert, per category, fallbacks);
     ``latencies``: routing latency of the newest decisions; ``feed``: newest decisions first; ``serving``: how the
@@ -136,11 +155,9 @@ def dashboard_snapshot(window_s=60, feed=50, max_rows=20000):
         "window_s": window_s,
         "seconds": [{"t": t, **b} for t, b in sorted(seconds.items())],
         "latencies": [round(r[4], 3) for r in rows[:500]],
-        "feed": [{"id": d.pk, "prompt": d.prompt[:120], "category": d.category, "confidence": round(d.confidence, 4),
-                  "entropy": round(d.entropy, 4), "fallback_reason": d.fallback_reason,
-                  "expert": d.expert.name if d.expert else None, "latency_ms": round(d.latency_ms, 3),
-                  "batch": d.batch_id, "t": d.created_at.timestamp()} for d in recent],
-        "batches": [batch_progress(b) for b in active.order_by("id")[:50]],
+        "feed": redact([{**feed_item(d, d.expert.name if d.expert else None), "t": d.created_at.timestamp()}
+                        for d in recent], user),
+        "batches": redact([batch_progress(b) for b in active.order_by("id")[:50]], user, fields=("name",)),
         "queued": sum(b.total - b.done for b in active.only("total", "done")),
         "experts": sorted(snapshot.expert_ids) if snapshot else [],
         "map_version": snapshot.version if snapshot else None,

@@ -21,7 +21,7 @@ from .engine import inputs
 from .engine import router as engine
 from .models import Batch, BatchChunk, Category, RouterModel, RoutingDecision
 from .defaults import seed_examples
-from .selectors import NoActiveRouter, active_router, batch_progress, seed_training_data
+from .selectors import NoActiveRouter, active_router, batch_progress, feed_item, seed_training_data
 
 log = logging.getLogger(__name__)
 MAX_STORED_ERRORS = 1000
@@ -87,21 +87,13 @@ def decision_dict(decision, result):
     }
 
 
-def feed_item(decision, expert_name):
-    """The compact, JSON-safe shape of a decision on the live dashboard."""
-    return {"id": decision.pk, "prompt": decision.prompt[:120], "category": decision.category,
-            "confidence": round(decision.confidence, 4), "entropy": round(decision.entropy, 4),
-            "fallback_reason": decision.fallback_reason, "expert": expert_name,
-            "latency_ms": round(decision.latency_ms, 3), "batch": decision.batch_id}
-
-
 def _publish_decisions(items):
     committed = time.time()
     realtime.dashboard.add_decisions([{**item, "t": committed} for item in items])
 
 
-def route_prompts(prompts, source, *, fields=None, on_write=None, answer=None):
-    """Route prompts in one batched call and store one RoutingDecision each (one transaction).
+def route_prompts(prompts, source, *, user=None, fields=None, on_write=None, answer=None):
+    """Route prompts in one batched call and store one RoutingDecision each (one transaction), owned by ``user``.
 
     Returns the public dicts, in input order. ``fields``: optional extra model fields per prompt (batch, line,
     external id, label). ``on_write``: optional callable run inside the write transaction before the insert;
@@ -120,7 +112,7 @@ def route_prompts(prompts, source, *, fields=None, on_write=None, answer=None):
     for i, (prompt, r) in enumerate(zip(prompts, results)):
         expert_name, expert_id = snapshot.expert_for(r.category, router.fallback, prompt)
         decisions.append(RoutingDecision(
-            source=source, prompt=prompt, category=r.category, predicted_category=r.predicted,
+            source=source, user=user if getattr(user, "pk", None) else None, prompt=prompt, category=r.category, predicted_category=r.predicted,
             confidence=r.confidence, probabilities=r.probabilities, entropy=r.entropy, margin=r.margin,
             fallback=r.fallback, fallback_reason=r.fallback_reason, expert_id=expert_id,
             map_version_id=snapshot.version_id, router_id=row.pk, latency_ms=r.latency_ms,
@@ -260,7 +252,7 @@ def process_chunk(chunk_id):
 
 def route_claimed_chunk(chunk_id, token):
     """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile."""
-    chunk = BatchChunk.objects.select_related("batch").get(pk=chunk_id)
+    chunk = BatchChunk.objects.select_related("batch__created_by").get(pk=chunk_id)
     batch_id = chunk.batch_id
     if Batch.objects.filter(pk=batch_id, status="queued").update(status="running"):
         realtime.dashboard.add_batch(batch_progress(Batch.objects.get(pk=batch_id)))
@@ -279,7 +271,8 @@ def route_claimed_chunk(chunk_id, token):
 
         answer = batch_answerer(heartbeat=lambda: _heartbeat(chunk_id, token))
     try:
-        route_prompts([item[1] for item in items], "batch", fields=fields, on_write=mark_done, answer=answer)
+        route_prompts([item[1] for item in items], "batch", user=chunk.batch.created_by, fields=fields,
+                      on_write=mark_done, answer=answer)
         outcome = "done"
     except ClaimLost:
         return "lost"

@@ -5,23 +5,29 @@ import json
 
 from django.conf import settings
 from django.contrib.auth.decorators import login_required
+from django.core.exceptions import PermissionDenied
 from django.http import StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
 
-from access.api import ApiError, api_view, json_body
+from access.api import ApiError, api_view, json_body, require
+from access.roles import can_operate
 from experts.selectors import current_map, split_label
 from experts.models import Expert
 
-from .models import Batch
+from coe_site.exports import spreadsheet_safe
 from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, result_fields,
-                        dashboard_snapshot, recent_batches)
+                        dashboard_snapshot, recent_batches, visible_batches)
 from .services import (BatchRejected, RoutingInputError, check_prompt, create_batch, demo_state, parse_prompt_list,
                        parse_upload, route_prompts, start_demo, stop_demo)
 
 
-def _route_one(prompt, source):
+OPERATE = "You need the operator role (the access.operate permission) to route prompts, upload batches or chat."
+
+
+def _route_one(prompt, source, user):
+    require(can_operate(user), OPERATE)
     try:
-        return route_prompts([check_prompt(prompt)], source)[0]
+        return route_prompts([check_prompt(prompt)], source, user=user)[0]
     except NoActiveRouter as exc:
         raise ApiError(503, str(exc))
 
@@ -32,7 +38,7 @@ def home(request):
     if request.method == "POST":
         prompt = request.POST.get("prompt", "")
         try:
-            decision = _route_one(prompt, "page")
+            decision = _route_one(prompt, "page", request.user)
         except (RoutingInputError, ApiError) as exc:
             error = getattr(exc, "message", str(exc))
     snapshot = current_map()
@@ -41,17 +47,17 @@ def home(request):
         if snapshot else []
     return render(request, "routing/home.html", {
         "map": snapshot, "map_rows": rows, "router": active_router_row(), "decision": decision,
-        "error": error, "prompt": prompt,
+        "error": error, "prompt": prompt, "can_operate": can_operate(request.user),
     }, status=400 if error else 200)
 
 
-@api_view(["POST"])
+@api_view(["POST"], scope="route")
 def api_route(request):
     data = json_body(request)
     if "prompt" not in data:
         raise ApiError(400, "Missing field 'prompt'.")
     try:
-        return _route_one(data["prompt"], "api")
+        return _route_one(data["prompt"], "api", request.user)
     except RoutingInputError as exc:
         raise ApiError(400, str(exc))
 
@@ -88,6 +94,8 @@ def _items_from_request(request):
 def batches(request):
     errors, status = None, 200
     if request.method == "POST":
+        if not can_operate(request.user):
+            raise PermissionDenied(OPERATE)
         try:
             items, name = _items_from_request(request)
             batch = create_batch(items, name, request.user, answer=request.coe_answer)
@@ -95,7 +103,8 @@ def batches(request):
         except BatchRejected as exc:
             errors, status = exc.errors, 400
     return render(request, "routing/batches.html", {
-        "batches": recent_batches(), "errors": errors, "limits": _limits()}, status=status)
+        "batches": recent_batches(request.user), "errors": errors, "limits": _limits(),
+        "can_operate": can_operate(request.user)}, status=status)
 
 
 def _limits():
@@ -105,7 +114,7 @@ def _limits():
 
 @login_required
 def batch_detail(request, pk):
-    batch = get_object_or_404(Batch, pk=pk)
+    batch = get_object_or_404(visible_batches(request.user), pk=pk)
     return render(request, "routing/batch_detail.html", {
         "batch": batch, "accuracy": batch_accuracy(batch) if batch.labelled else None,
         "errors": batch.errors[:200]})
@@ -116,15 +125,17 @@ def dashboard(request):
     return render(request, "routing/dashboard.html", {"demo": demo_state() if request.user.is_staff else None})
 
 
-def _batch_or_404(pk):
-    batch = Batch.objects.filter(pk=pk).first()
+def _batch_or_404(request, pk):
+    """The batch if ``request.user`` may see it; someone else's is as absent as a missing one."""
+    batch = visible_batches(request.user).filter(pk=pk).first()
     if batch is None:
         raise ApiError(404, f"No batch #{pk}.")
     return batch
 
 
-@api_view(["POST"])
+@api_view(["POST"], scope="batches")
 def api_batches(request):
+    require(can_operate(request.user), OPERATE)
     try:
         items, name = _items_from_request(request)
     except BatchRejected as exc:
@@ -134,16 +145,16 @@ def api_batches(request):
     return {"id": batch.pk, "total": batch.total, "answer": batch.answer}
 
 
-@api_view(["GET"])
+@api_view(["GET"], scope="batches")
 def api_batch(request, pk):
-    batch = _batch_or_404(pk)
+    batch = _batch_or_404(request, pk)
     return {"id": batch.pk, "status": batch.status, "done": batch.done, "total": batch.total,
             "errors": batch.errors, "answer": batch.answer, "accuracy": batch_accuracy(batch) if batch.labelled else None}
 
 
-@api_view(["GET"])
+@api_view(["GET"], scope="batches")
 def api_batch_results(request, pk):
-    batch = _batch_or_404(pk)
+    batch = _batch_or_404(request, pk)
     fmt = request.GET.get("format", "jsonl")
     if fmt not in ("jsonl", "csv"):
         raise ApiError(400, "format must be jsonl or csv.")
@@ -162,7 +173,7 @@ def _csv_lines(rows, fields):
     writer = csv.DictWriter(buffer, fields)
     writer.writeheader()
     for row in rows:
-        writer.writerow(row)
+        writer.writerow({k: spreadsheet_safe(v) for k, v in row.items()})
         yield buffer.getvalue()
         buffer.seek(0)
         buffer.truncate()
@@ -173,10 +184,10 @@ def _csv_lines(rows, fields):
 
 @api_view(["GET"])
 def api_dashboard(request):
-    return dashboard_snapshot()
+    return dashboard_snapshot(request.user)
 
 
-@api_view(["GET", "POST"])
+@api_view(["GET", "POST"], scope={"POST": "admin"})
 def api_demo(request):
     if not request.user.is_staff:
         raise ApiError(403, "Only staff can start or stop demo traffic.")

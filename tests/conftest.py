@@ -42,11 +42,21 @@ def active_router(db, trained_router):
         artifact=trained_router.to_bytes())
 
 
+def make_user(username, *roles, password=None, **fields):
+    """A user in the given role groups (see access/migrations/0002: Viewers, Operators, Map editors, Backend admins,
+    Auditors)."""
+    from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
+
+    u = get_user_model().objects.create_user(username, password=password or f"{username}-pass-123", **fields)
+    u.groups.add(*[Group.objects.get(name=role) for role in roles])
+    return u
+
+
 @pytest.fixture
 def user(db):
-    from django.contrib.auth import get_user_model
-
-    return get_user_model().objects.create_user("operator", password="operator-pass-123")
+    """An operator: may route, upload batches and chat (not edit the map)."""
+    return make_user("operator", "Operators")
 
 
 def shared_data(*parts):
@@ -71,11 +81,15 @@ def _reseed():
 
     from django.apps import apps
 
+    from django.contrib.auth.models import Group
+
     from experts.models import MapVersion
 
     if not MapVersion.objects.exists():
         import_module("routing.migrations.0002_default_taxonomy").load(apps, None)
         import_module("experts.migrations.0003_default_experts_and_map").load(apps, None)
+    if not Group.objects.exists():
+        import_module("access.migrations.0002_scopes_expiry_roles").role_groups(apps)
 
 
 @pytest.fixture(autouse=True)

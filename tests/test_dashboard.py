@@ -154,7 +154,7 @@ def test_a_routed_decision_reaches_a_websocket_client_as_a_summary(user, active_
 
 
 async def _decision_reaches_client(user):
-    from access.services import create_api_token
+    from access.services import issue_token
     from routing.services import route_prompts
 
     def app():
@@ -162,7 +162,7 @@ async def _decision_reaches_client(user):
 
         return application
 
-    token = await sync_to_async(create_api_token)(user.username)
+    token = await sync_to_async(lambda: issue_token(user=user.username)[0])()
     comm = WebsocketCommunicator(await sync_to_async(app)(), "/ws/events/?groups=dashboard",
                                  headers=[(b"origin", b"http://127.0.0.1"), (b"authorization", f"Bearer {token}".encode())])
     assert (await comm.connect(timeout=5))[0]

@@ -31,9 +31,9 @@ async def test_bad_token_is_refused():
 
 
 async def test_foreign_origin_is_refused(user):
-    from access.services import create_api_token
+    from access.services import issue_token
 
-    token = await sync_to_async(create_api_token)(user.username)
+    token = await sync_to_async(lambda: issue_token(user=user.username)[0])()
     comm = WebsocketCommunicator(await sync_to_async(application)(), "/ws/events/",
                                  headers=[(b"origin", b"http://evil.example"),
                                           (b"authorization", f"Bearer {token}".encode())])
@@ -44,10 +44,10 @@ async def test_foreign_origin_is_refused(user):
 async def test_token_client_receives_events_published_on_commit(user):
     from django.db import transaction
 
-    from access.services import create_api_token
+    from access.services import issue_token
     from coe_site.realtime import publish
 
-    token = await sync_to_async(create_api_token)(user.username)
+    token = await sync_to_async(lambda: issue_token(user=user.username)[0])()
     comm, connected, _ = await connect("/ws/events/?groups=dashboard,map",
                                        headers=[(b"authorization", f"Bearer {token}".encode())])
     assert connected
@@ -67,20 +67,20 @@ async def test_token_client_receives_events_published_on_commit(user):
 
 
 async def test_unknown_group_is_refused(user):
-    from access.services import create_api_token
+    from access.services import issue_token
 
-    token = await sync_to_async(create_api_token)(user.username)
+    token = await sync_to_async(lambda: issue_token(user=user.username)[0])()
     comm, connected, code = await connect("/ws/events/?groups=secrets",
                                           headers=[(b"authorization", f"Bearer {token}".encode())])
     assert not connected and code == 4400
 
 
 async def test_publishing_a_map_version_notifies_map_and_dashboard_groups(user):
-    from access.services import create_api_token
+    from access.services import issue_token
     from experts.selectors import current_map
     from experts.services import publish_map
 
-    token = await sync_to_async(create_api_token)(user.username)
+    token = await sync_to_async(lambda: issue_token(user=user.username)[0])()
     comm, connected, _ = await connect("/ws/events/?groups=map,dashboard",
                                        headers=[(b"authorization", f"Bearer {token}".encode())])
     assert connected

@@ -118,7 +118,7 @@ def test_answers_from_the_openai_client_reach_the_serving_panel_live(browser, da
     call on the serving panel without a reload. Experts are simulated by default (no upstream needed)."""
     import openai
 
-    from access.services import create_api_token
+    from access.services import issue_token
     from experts.selectors import current_map
     from experts.services import save_expert
 
@@ -126,7 +126,7 @@ def test_answers_from_the_openai_client_reach_the_serving_panel_live(browser, da
     save_expert(coder, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 8}})
     context = browser.new_context()
     dash = open_dashboard(context, daphne)
-    client = openai.OpenAI(base_url=f"{daphne}/v1", api_key=create_api_token(user.username), max_retries=0)
+    client = openai.OpenAI(base_url=f"{daphne}/v1", api_key=issue_token(user=user.username)[0], max_retries=0)
     for _ in range(3):
         reply = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": PROMPTS[0]}])
         assert reply.model_extra["coe"]["expert"] == coder and reply.model_extra["coe"]["simulated"]

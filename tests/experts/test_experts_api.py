@@ -5,7 +5,7 @@ import pytest
 from django.core.cache import cache
 from django.test import Client
 
-from access.services import create_api_token
+from access.services import issue_token
 from experts.models import AuditEntry, Expert
 
 pytestmark = pytest.mark.django_db
@@ -13,7 +13,7 @@ NAME = "llama-3.1-70b-instruct"  # a dotted name: the URL and validation must ac
 
 
 def call(user, method, url, body=None):
-    client = Client(headers={"Authorization": f"Bearer {create_api_token(user.username)}"})
+    client = Client(headers={"Authorization": f"Bearer {issue_token(user=user.username)[0]}"})
     if method == "get":
         return client.get(url)
     return client.patch(url, data=json.dumps(body), content_type="application/json")

@@ -4,7 +4,7 @@ import json
 import pytest
 from django.test import Client
 
-from access.services import create_api_token
+from access.services import issue_token
 from experts.models import AuditEntry, MapVersion
 from experts.selectors import current_map
 from routing.services import route_prompts
@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 def call(user, method, url, body=None):
-    headers = {"Authorization": f"Bearer {create_api_token(user.username)}"}
+    headers = {"Authorization": f"Bearer {issue_token(user=user.username)[0]}"}
     if method == "get":
         return Client().get(url, headers=headers)
     return Client().post(url, data=json.dumps(body), content_type="application/json", headers=headers)

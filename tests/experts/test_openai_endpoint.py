@@ -30,9 +30,9 @@ def server(transactional_db, active_router, settings):
 
 @pytest.fixture
 def token(user):
-    from access.services import create_api_token
+    from access.services import issue_token
 
-    return create_api_token(user.username)
+    return issue_token(user=user.username)[0]
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ import json
 import pytest
 from django.test import Client
 
-from access.services import create_api_token
+from access.services import issue_token
 from experts.models import AuditEntry, Expert, MapVersion
 from experts.selectors import current_map, diff_versions, split_key
 from experts.services import MapError, publish_map, rollback_map, save_expert
@@ -121,7 +121,7 @@ def test_audit_records_split_changes(user):
 
 
 def api(user, method, url, body=None):
-    headers = {"Authorization": f"Bearer {create_api_token(user.username)}"}
+    headers = {"Authorization": f"Bearer {issue_token(user=user.username)[0]}"}
     if method == "get":
         return Client().get(url, headers=headers)
     return Client().post(url, data=json.dumps(body), content_type="application/json", headers=headers)

@@ -4,7 +4,7 @@ import json
 import pytest
 from django.test import Client
 
-from access.services import create_api_token
+from access.services import issue_token
 from routing.models import RoutingDecision
 
 URL = "/api/route"
@@ -25,14 +25,14 @@ def test_anonymous_gets_401():
 def test_bad_tokens_get_401(user):
     assert post(Client(), {"prompt": "hi"}, Authorization="Bearer nope").status_code == 401
     assert post(Client(), {"prompt": "hi"}, Authorization="Basic abc").status_code == 401
-    token = create_api_token(user.username)
+    token = issue_token(user=user.username)[0]
     user.is_active = False
     user.save()
     assert post(Client(), {"prompt": "hi"}, Authorization=f"Bearer {token}").status_code == 401
 
 
 def test_token_routes_and_stores_a_decision(user, active_router):
-    token = create_api_token(user.username)
+    token = issue_token(user=user.username)[0]
     r = post(Client(), {"prompt": "Solve for x: 3x + 5 = 20."}, Authorization=f"Bearer {token}")
     assert r.status_code == 200, r.content
     body = r.json()

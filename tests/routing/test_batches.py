@@ -153,5 +153,5 @@ def test_api_needs_authentication_and_valid_format(client, inline, user, active_
     assert client.get("/api/batches/1").status_code == 401
     client.force_login(user)
     assert client.get("/api/batches/999").status_code == 404
-    batch = Batch.objects.create(total=0)
+    batch = Batch.objects.create(total=0, created_by=user)
     assert client.get(f"/api/batches/{batch.pk}/results?format=xml").status_code == 400

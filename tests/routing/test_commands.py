@@ -122,9 +122,19 @@ def test_evaluate_router_reports_metrics(tmp_path, active_router):
 
 
 def test_create_api_token(user):
-    out, _ = run("create_api_token", user.username)
-    from access.services import user_for_token
+    out, err = run("create_api_token", user.username)
+    from access.services import token_row
 
-    assert user_for_token(out.strip()) == user
+    row = token_row(out.strip())
+    assert row.user == user and row.scopes == ["batches", "chat", "read", "route"]
+    assert 89 <= (row.expires_at - row.created_at).days <= 90 and "expires: 20" in err
+    out, err = run("create_api_token", user.username, "--scope", "chat", "--scope", "map:write,read",
+                   "--expires", "never", "--name", "ci")
+    row = token_row(out.strip())
+    assert (row.scopes, row.expires_at, row.name) == (["chat", "map:write", "read"], None, "ci")
+    with pytest.raises(CommandError, match="unknown scope: root"):
+        run("create_api_token", user.username, "--scope", "root")
+    with pytest.raises(CommandError, match="in the past"):
+        run("create_api_token", user.username, "--expires", "2001-01-01")
     with pytest.raises(CommandError, match="No user named 'ghost'"):
         run("create_api_token", "ghost")
