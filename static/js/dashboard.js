@@ -68,8 +68,8 @@
     charts.throughput.data.labels = series.map((_, i) => i - WINDOW + 1);
     charts.throughput.data.datasets[0].data = series;
     Object.values(charts).forEach((c) => c.update("none"));
-    $("expert-rates").tBodies[0].innerHTML = names.map((n) =>
-      `<tr><td>${n}</td><td>${all.experts[n] || 0}</td><td>${((last5.experts[n] || 0) / 5).toFixed(1)}</td></tr>`).join("");
+    dom.rows($("expert-rates").tBodies[0],
+      names.map((n) => [n, all.experts[n] || 0, ((last5.experts[n] || 0) / 5).toFixed(1)]));
     $("throughput").textContent = (last5.count / 5).toFixed(1);
     $("fallback-rate").textContent = all.count ? `${((100 * all.fallbacks) / all.count).toFixed(1)}%` : "–";
     const sorted = [...latencies].sort((a, b) => a - b);
@@ -78,8 +78,9 @@
     $("seen").textContent = seen;
     const active = Object.values(batches).filter((b) => b.status === "queued" || b.status === "running");
     $("queued").textContent = active.reduce((n, b) => n + b.total - b.done, 0);
-    $("batches").innerHTML = Object.values(batches).slice(-8).map((b) =>
-      `<li><a href="/batches/${b.id}/">#${b.id}</a> ${b.status} ${b.done}/${b.total}</li>`).join("");
+    $("batches").replaceChildren(...Object.values(batches).slice(-8).map((b) =>
+      dom.el("li", null, null, dom.el("a", `#${b.id}`, { href: `/batches/${encodeURIComponent(b.id)}/` }),
+        ` ${b.status} ${b.done}/${b.total}`)));
     const rows = feed.map((d) => {
       const tr = document.createElement("tr");
       [d.prompt, d.category, d.confidence.toFixed(3), d.entropy.toFixed(3), d.fallback_reason || "–", d.expert,

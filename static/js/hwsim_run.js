@@ -33,7 +33,7 @@
       ["End-to-end p50 / p99", `${s.e2e_p50_ms.toFixed(1)} / ${s.e2e_p99_ms.toFixed(1)} ms`],
       ["Experts that fit HBM / spilled", `${s.experts_fit_hbm} / ${s.spilled_experts}`],
       ["Simulated time", `${s.sim_seconds.toFixed(1)} s`], ["Engine wall time", `${s.wall_seconds.toFixed(2)} s`]];
-    $("summary").innerHTML = facts.map(([k, v]) => `<dt>${k}</dt><dd>${v}</dd>`).join("");
+    dom.facts($("summary"), facts);
     o.occupancy.forEach(occupancyChart);
     residency(o.residency);
     switches(o.switches);
@@ -82,9 +82,9 @@
     $("switch-stats").textContent = `${sw.total} switches, mean ${sw.duration_ms_mean.toFixed(2)} ms, ` +
       `achieved ${sw.gbps_mean.toFixed(1)} GB/s on average (overhead included)` +
       (sw.total > sw.events.length ? `; first ${sw.events.length} listed` : "");
-    $("switch-table").querySelector("tbody").innerHTML = sw.events.slice(0, 100).map((e) =>
-      `<tr><td>${e.t_s.toFixed(3)}</td><td>${e.expert}</td><td>${(e.bytes / GB).toFixed(1)}</td>` +
-      `<td>${e.duration_ms.toFixed(2)}</td><td>${e.gbps.toFixed(1)}</td><td>${e.evicted.join(", ")}</td></tr>`).join("");
+    dom.rows($("switch-table").querySelector("tbody"), sw.events.slice(0, 100).map((e) =>
+      [e.t_s.toFixed(3), e.expert, (e.bytes / GB).toFixed(1), e.duration_ms.toFixed(2), e.gbps.toFixed(1),
+        e.evicted.join(", ")]));
   }
 
   function cdf(c) {

@@ -16,13 +16,12 @@
     owners.push(["free", s.hbm.free, "rgba(200,205,215,.4)"]);
     now.data.datasets = owners.map(([label, b, color]) => ({ label, data: [b / GB], backgroundColor: color }));
     now.update();
-    $("twin-resident").querySelector("tbody").innerHTML =
-      names.map((n) => `<tr><td>${n}</td><td>${(s.hbm.experts[n] / GB).toFixed(1)}</td></tr>`).join("");
+    dom.rows($("twin-resident").querySelector("tbody"), names.map((n) => [n, (s.hbm.experts[n] / GB).toFixed(1)]));
     const facts = [["Machine / policy", `${s.machine} / ${s.policy}`], ["Decisions consumed", s.fed],
       ["Completed / queued", `${s.done} / ${s.queued}`], ["Running expert", s.running || "idle"],
       ["Switches", s.switches], ["HBM hit rate", s.hbm_hit_rate.toFixed(3)], ["Last decision id", s.position],
       ["Updated", s.at]];
-    $("twin-facts").innerHTML = facts.map(([k, v]) => `<dt>${k}</dt><dd class="twin-${k.split(" ")[0].toLowerCase()}">${v}</dd>`).join("");
+    dom.facts($("twin-facts"), facts, (k) => `twin-${k.split(" ")[0].toLowerCase()}`);
   }
 
   function showHistory(h) {

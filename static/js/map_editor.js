@@ -38,7 +38,7 @@
     $("preview-params").textContent = `${billions(p.avg_active_params_before)} → ${billions(p.avg_active_params_after)}`;
     $("preview-switches").textContent = `${p.switches.before} → ${p.switches.after}`;
     const body = $("preview-table").querySelector("tbody");
-    body.innerHTML = "";
+    body.replaceChildren();
     for (const [name, c] of Object.entries(p.per_expert)) {
       const tr = document.createElement("tr");
       if (c.before !== c.after) tr.className = "changed";
