@@ -3,12 +3,12 @@ import json
 
 from django import forms
 
-from hwsim.engine import BATCHING, POLICIES, PRESETS, ConfigError
+from hwsim.engine import BATCHING, POLICIES, PRESETS, ConfigError, get_machine
 
 from . import parameters as P
 from . import twin
 
-PRESET_CHOICES = [(p, p) for p in PRESETS]
+PRESET_CHOICES = [(p, f"{p}: {get_machine(p).description}") for p in PRESETS]
 
 
 def _ints(text, what):

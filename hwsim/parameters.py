@@ -167,6 +167,15 @@ def machine_of(params):
     return machine_from_dict(spec["custom"]) if "custom" in spec else get_machine(spec["preset"], **spec["knobs"])
 
 
+def machine_provenance(params):
+    """The run's machine parameters with their kind (published, derived, calibrated, assumption, user) and source,
+    so a page can say which inputs were calibrated; [] when the stored machine no longer builds."""
+    try:
+        return machine_of(params).provenance()
+    except (ConfigError, KeyError, TypeError):
+        return []
+
+
 def _expert_list(params):
     """(engine ExpertSpec list, the map version's MapSnapshot, or None for uniform experts)."""
     ex = params["experts"]

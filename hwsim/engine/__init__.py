@@ -13,15 +13,17 @@ from .experts import ExpertSpec, expert_from_dict, uniform_experts
 from .memory import Layout
 from .metrics import SimResult
 from .policies import POLICIES
-from .presets import PRESETS, Machine, Param, get_machine, machine_from_dict
+from .loading import LOADERS, MEDIA, load_path
+from .presets import PRESETS, Machine, Param, get_machine, loading_preset, machine_from_dict
 from .simulator import BATCHING, SimConfig, Simulator, hot_set, simulate
 from .trace import TABLES, chrome_trace, to_csv
-from .validation import coe_latency_report, validate
+from .validation import coe_latency_report, markdown_sensitivity, markdown_table, sensitivity, validate
 from .workloads import Workload, replay, synthetic
 
 __all__ = [
-    "BATCHING", "POLICIES", "PRESETS", "TABLES", "ConfigError", "CostModel", "ExpertSpec", "Layout",
-    "Machine", "Param", "SimConfig", "SimResult", "Simulator", "Workload", "chrome_trace",
-    "coe_latency_report", "decode_tokens_per_s", "expert_from_dict", "get_machine", "hot_set",
-    "machine_from_dict", "replay", "simulate", "synthetic", "to_csv", "uniform_experts", "validate",
+    "BATCHING", "LOADERS", "MEDIA", "POLICIES", "PRESETS", "TABLES", "ConfigError", "CostModel", "ExpertSpec",
+    "Layout", "Machine", "Param", "SimConfig", "SimResult", "Simulator", "Workload", "chrome_trace",
+    "coe_latency_report", "decode_tokens_per_s", "expert_from_dict", "get_machine", "hot_set", "load_path",
+    "loading_preset", "machine_from_dict", "markdown_sensitivity", "markdown_table", "replay", "sensitivity",
+    "simulate", "synthetic", "to_csv", "uniform_experts", "validate",
 ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from numbers import Real
 
+from . import references as ref
 from .errors import ConfigError
 
 GQA_KV_WIDTH = 8 * 128  # 8 KV heads x head dim 128: the common grouped-query layout of 7B-72B models
@@ -71,3 +72,9 @@ def uniform_experts(n: int, params: float, bytes_per_param: float = 2.0, prefix:
     """n identical experts named prefix-000, prefix-001, ... (synthetic maps, capacity studies)."""
     width = max(3, len(str(n - 1)))
     return [ExpertSpec(f"{prefix}-{i:0{width}d}", params, bytes_per_param) for i in range(n)]
+
+
+# The reference models that presets are calibrated on and the validation table runs, with their real shapes.
+LLAMA2_7B = ExpertSpec("Llama-2-7B", ref.LLAMA2_7B_PARAMS, ref.BF16_BYTES, ref.LLAMA2_7B_LAYERS,
+                       ref.LLAMA2_7B_KV_BYTES_PER_TOKEN)
+LLAMA31_8B = ExpertSpec("Llama-3.1-8B", ref.LLAMA31_8B_PARAMS, ref.BF16_BYTES, 32, 2 * 32 * 8 * 128 * 2)

@@ -45,17 +45,19 @@ class SimResult:
         self.ids = np.flatnonzero(served)
         self.arrival = np.array(sim.arrival, dtype=float)[served]
         self.start = start[served]
+        self.route = np.array(sim.route_s, dtype=float)[served]
         self.expert = np.array(sim.expert, dtype=np.int64)[served]
         self.prompt = np.array(sim.prompt, dtype=np.int64)[served]
         self.output = np.array(sim.output, dtype=np.int64)[served]
         self.switch = np.array(sim.switch_s, dtype=float)[served]
         self.prefill = np.array(sim.prefill_s, dtype=float)[served]
         self.decode = np.array(sim.decode_s, dtype=float)[served]
-        self.queue = self.start - self.arrival
-        self.ttft = self.queue + self.switch + self.prefill
+        self.queue = self.start - self.arrival - self.route
+        self.ttft = self.queue + self.route + self.switch + self.prefill
         self.e2e = self.ttft + self.decode
         self.switch_events = list(sim.switch_events)
         self.runs = list(sim.runs)
+        self.route_events = list(sim.route_events)
         self.samples = list(sim.samples.items)
         self.load = list(sim.load)
         self.busy = list(sim.busy)
@@ -66,7 +68,7 @@ class SimResult:
 
     # -- headline figures -----------------------------------------------------------------------------
     def percentiles(self, metric: str) -> dict:
-        """{"p50": ms, "p90": ms, "p99": ms} of queue, switch, prefill, decode, ttft or e2e."""
+        """{"p50": ms, "p90": ms, "p99": ms} of queue, route, switch, prefill, decode, ttft or e2e."""
         values = getattr(self, metric)
         if not len(values):
             return {f"p{p}": 0.0 for p in PERCENTILES}
@@ -92,6 +94,7 @@ class SimResult:
             "switch_ms_mean": _ms(sw.mean()) if len(sw) else 0.0,
             "switch_gbps_mean": float(gbps.mean()) if len(gbps) else 0.0,
             "queue_ms_mean": _ms(self.queue.mean()) if n else 0.0,
+            "route_ms_mean": _ms(self.route.mean()) if n else 0.0,
             "prefill_ms_mean": _ms(self.prefill.mean()) if n else 0.0,
             "decode_ms_mean": _ms(self.decode.mean()) if n else 0.0,
             **{f"ttft_{k}_ms": v for k, v in ttft.items()},
@@ -130,7 +133,7 @@ class SimResult:
                 "expert": [self.names[e] for e in self.expert.tolist()],
                 "prompt_tokens": self.prompt.tolist(), "output_tokens": self.output.tolist(),
                 **{f"{m}_ms": (getattr(self, m) * 1e3).tolist()
-                   for m in ("queue", "switch", "prefill", "decode", "ttft", "e2e")}}
+                   for m in ("queue", "route", "switch", "prefill", "decode", "ttft", "e2e")}}
 
     # -- tiers over time ------------------------------------------------------------------------------
     def _series(self) -> list:

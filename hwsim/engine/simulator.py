@@ -9,6 +9,9 @@ is the whole event list, so the loop below steps from one dispatch to the next. 
 - "per-expert": the expert with the oldest waiting request runs all its waiting requests (up to
   `batch_size`, and as many as the KV reserve allows) as one batch, which amortises the switch.
 
+With a `router` model in the config (the SN40L paper's Samba-CoE routes with a Llama2-7B on the accelerator), each
+dispatch first runs the router over the prompts it serves, in one pass, and the router's weights stay in HBM.
+
 The simulator can be fed incrementally (a live twin): `feed()` appends requests in arrival order,
 `advance(until)` runs every dispatch that starts before `until`, `snapshot()` reports current state,
 `result()` the metrics so far.  Feeding in chunks and advancing to each chunk's last arrival gives the
@@ -24,6 +27,7 @@ from heapq import heappop, heappush
 
 from .costs import CostModel
 from .errors import ConfigError
+from .experts import ExpertSpec
 from .memory import Layout
 from .metrics import Sampler, SimResult
 from .policies import NEVER, POLICIES, make_policy
@@ -46,6 +50,11 @@ class SimConfig:
     kv_reserve_fraction: float = 0.05
     pinned: tuple | None = None
     snapshot_cap: int = 2000
+    router: ExpertSpec | None = None
+
+    def router_hbm(self) -> float:
+        """HBM the router holds: a costed router's weights, else `router_bytes` (a router not simulated)."""
+        return self.router.weight_bytes if self.router is not None else self.router_bytes
 
     def layout(self) -> Layout:
         """Validate the configuration and return its memory layout (raises ConfigError)."""
@@ -62,7 +71,9 @@ class SimConfig:
             raise ConfigError("batch_size must be a whole number >= 1")
         if not isinstance(self.snapshot_cap, int) or self.snapshot_cap < 2:
             raise ConfigError("snapshot_cap must be a whole number >= 2")
-        layout = Layout(self.machine, self.router_bytes, self.kv_reserve_fraction)
+        if self.router is not None and not isinstance(self.router, ExpertSpec):
+            raise ConfigError("router must be an ExpertSpec (or None)")
+        layout = Layout(self.machine, self.router_hbm(), self.kv_reserve_fraction)
         layout.check(self.experts)
         if self.policy == "pinned":
             if self.pinned is None:
@@ -81,7 +92,7 @@ class SimConfig:
 def hot_set(config: SimConfig, workload: Workload, fraction: float = 0.5) -> tuple:
     """Most requested experts whose weights fill at most `fraction` of the HBM expert cache while
     leaving room for the largest unpinned expert."""
-    cache = Layout(config.machine, config.router_bytes, config.kv_reserve_fraction).expert_cache
+    cache = Layout(config.machine, config.router_hbm(), config.kv_reserve_fraction).expert_cache
     size = {e.name: e.weight_bytes for e in config.experts}
     counts = workload.counts()
     chosen, used = [], 0.0
@@ -101,7 +112,8 @@ class Simulator:
         self.layout = config.layout()
         self.names = [e.name for e in config.experts]
         self.index = {n: i for i, n in enumerate(self.names)}
-        self.cost = CostModel(config.machine, config.experts)
+        self.cost = CostModel(config.machine, config.experts, config.router)
+        self._routing = config.router is not None
         self.sram_ws = [self.layout.sram_working_set(e) for e in config.experts]
         n_exp = len(self.names)
         self.next_use: list = []
@@ -109,7 +121,7 @@ class Simulator:
                                  [self.index[n] for n in (config.pinned or ())])
         # per-request columns (inputs, then outputs filled when the request's run starts)
         self.arrival, self.expert, self.prompt, self.output = [], [], [], []
-        self.start, self.switch_s, self.prefill_s, self.decode_s = [], [], [], []
+        self.start, self.route_s, self.switch_s, self.prefill_s, self.decode_s = [], [], [], [], []
         self._last_seen = [-1] * n_exp
         self._ptr = 0
         self._t_free = 0.0
@@ -125,6 +137,7 @@ class Simulator:
         self.busy = [0.0] * n_exp
         self.switch_events: list = []  # (t, expert, seconds, evicted experts)
         self.runs: list = []  # (t, expert, batch, switch s, prefill s, decode s)
+        self.route_events: list = []  # (t, router s, prompts routed)
         self.samples = Sampler(config.snapshot_cap)  # (t, resident experts, running expert, kv bytes)
         self._tick = 0
         self.wall = 0.0
@@ -160,7 +173,7 @@ class Simulator:
         self.expert.extend(ex)
         self.prompt.extend(wl.prompt)
         self.output.extend(wl.output)
-        for col in (self.start, self.switch_s, self.prefill_s, self.decode_s):
+        for col in (self.start, self.route_s, self.switch_s, self.prefill_s, self.decode_s):
             col.extend([math.nan] * n)
         return len(self.arrival)
 
@@ -234,11 +247,25 @@ class Simulator:
             heappush(self._heap, (i, e))
         q.append(i)
 
+    def _route(self, s: float, group: list) -> float:
+        """Run the router over `group`'s prompts at time s; returns its duration."""
+        r = self.cost.route(sum(self.prompt[i] for i in group))
+        self.route_events.append((s, r, len(group)))
+        return r
+
     def _dispatch_batch(self, s: float) -> float:
-        fifo, t = self._fifo, s
-        for _ in range(min(self.config.batch_size, len(fifo))):
-            i = fifo.popleft()
-            t = self._run(t, self.expert[i], [i])
+        fifo = self._fifo
+        if not self._routing:
+            t = s
+            for _ in range(min(self.config.batch_size, len(fifo))):
+                i = fifo.popleft()
+                t = self._run(t, self.expert[i], [i])
+            return t
+        batch = [fifo.popleft() for _ in range(min(self.config.batch_size, len(fifo)))]
+        r = self._route(s, batch)
+        t = s + r
+        for i in batch:
+            t = self._run(t, self.expert[i], [i], r)
         return t
 
     def _dispatch_group(self, s: float) -> float:
@@ -255,9 +282,10 @@ class Simulator:
             group.append(q.popleft())
         if q:
             heappush(self._heap, (q[0], e))
-        return self._run(s, e, group)
+        r = self._route(s, group) if self._routing else 0.0
+        return self._run(s + r, e, group, r)
 
-    def _run(self, t: float, e: int, group: list) -> float:
+    def _run(self, t: float, e: int, group: list, routed: float = 0.0) -> float:
         """Switch expert e in if needed, prefill and decode `group` on it; returns the finish time."""
         b = len(group)
         hit, evicted = self.cache.access(e, group[-1])
@@ -283,9 +311,10 @@ class Simulator:
         if self._tick % self.samples.stride == 0:
             self.samples.add((t, tuple(self.cache.resident), e, kv))
         self._tick += 1
-        start, sws, pfs, dcs = self.start, self.switch_s, self.prefill_s, self.decode_s
+        start, rts, sws, pfs, dcs = self.start, self.route_s, self.switch_s, self.prefill_s, self.decode_s
         for i, d in zip(group, fin):
             start[i] = t
+            rts[i] = routed
             sws[i] = sw
             pfs[i] = pf
             dcs[i] = d

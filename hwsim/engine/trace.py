@@ -1,6 +1,6 @@
 """Exports: CSV tables and a Chrome trace (the JSON `traceEvents` format that Perfetto and
-chrome://tracing open).  The trace puts switches on a "link" track and prefill/decode on a "compute"
-track, with HBM occupancy as a counter, so a switch stalling the compute track is visible at a glance.
+chrome://tracing open).  The trace puts switches on a "link" track and routing, prefill and decode on a
+"compute" track, with HBM occupancy as a counter, so a switch stalling the compute track is visible at a glance.
 """
 from __future__ import annotations
 
@@ -71,6 +71,11 @@ def chrome_trace(result: SimResult, max_runs: int | None = 20000) -> dict:
             events.append({"ph": "X", "name": f"decode {expert}", "cat": "decode", "pid": pid, "tid": compute,
                            "ts": (t + sw + pf) * us, "dur": dec * us, "args": {"batch": b}})
     horizon = result.runs[max_runs - 1][0] if max_runs and len(result.runs) > max_runs else float("inf")
+    for t, r, n in result.route_events:
+        if t > horizon:
+            break
+        events.append({"ph": "X", "name": "route", "cat": "route", "pid": pid, "tid": compute, "ts": t * us,
+                       "dur": r * us, "args": {"prompts": n}})
     occupancy = next(tier for tier in result.occupancy()["tiers"] if tier["tier"] == "HBM")
     by_kind = {}
     for o in occupancy["owners"]:

@@ -47,3 +47,14 @@ def test_chrome_trace_structure(result):
     assert all(a[1] <= b[0] + 1e-6 for a, b in zip(compute, compute[1:]))  # one expert runs at a time
     counters = [e for e in events if e["ph"] == "C"]
     assert counters and all(set(e["args"]) == {"router", "kv", "expert", "free"} for e in counters)
+
+
+def test_router_time_is_a_requests_column_and_a_trace_event():
+    from hwsim.engine.experts import LLAMA2_7B
+
+    wl = synthetic(40, [e.name for e in MAP], rate=None, seed=1)
+    res = simulate(SimConfig(get_machine("sn40l-8"), MAP, router=LLAMA2_7B), wl)
+    header = next(csv.reader(io.StringIO(to_csv(res, "requests"))))
+    assert "route_ms" in header and header.index("route_ms") < header.index("switch_ms")
+    routes = [e for e in chrome_trace(res)["traceEvents"] if e.get("cat") == "route"]
+    assert len(routes) == 5 and all(e["tid"] == 2 and e["args"]["prompts"] == 8 for e in routes)

@@ -1,10 +1,11 @@
-"""Presets carry the issue's published values with provenance; user machines are validated."""
+"""Presets carry published values with provenance, calibrations say what they were fitted to, and user
+machines are validated."""
 import json
 
 import pytest
 
-from hwsim.engine import PRESETS, ConfigError, get_machine, machine_from_dict
-from hwsim.engine.presets import SPEC, GiB, MiB, TiB, sn40l_link_calibration
+from hwsim.engine import PRESETS, ConfigError, get_machine, load_path, loading_preset, machine_from_dict
+from hwsim.engine.presets import KINDS, SPEC, GiB, MiB, TiB, sn40l_link_calibration
 
 
 @pytest.mark.parametrize("name", sorted(PRESETS))
@@ -12,7 +13,33 @@ def test_every_parameter_has_unit_source_and_kind(name):
     rows = get_machine(name).provenance()
     assert [r["name"] for r in rows] == list(SPEC)
     for r in rows:
-        assert r["kind"] in ("published", "derived") and r["source"] and r["unit"] and r["value"] >= 0
+        assert r["kind"] in KINDS and r["kind"] != "user" and r["source"] and r["unit"] and r["value"] >= 0
+        assert r["source"] != "set below"
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_calibrates_its_pass_overhead_on_a_named_measurement(name):
+    p = get_machine(name).params["step_overhead"]
+    assert p.kind == "calibrated" and p.value > 0
+    assert ("Argonne" in p.source) if name != "sn40l-16" else ("Table IV" in p.source)
+
+
+def test_media_presets_load_at_their_calibrated_rate():
+    for loader in ("naive", "optimised"):
+        for medium in ("nvme", "dram"):
+            m = get_machine(loading_preset(loader, medium))
+            assert m.v("link_bw") == pytest.approx(load_path(loader, medium).rate)
+            assert m.params["link_bw"].kind == "calibrated" and "ServerlessLLM" in m.params["link_bw"].source
+            assert m.home_tier == ("NVMe" if medium == "nvme" else "host")
+    assert get_machine("dgx-h100-nvme").v("link_bw") < 29.4e9  # no faster than the SSD it reads
+
+
+def test_machines_stored_before_the_pass_costs_existed_still_build():
+    old = get_machine("dgx-h100").to_dict()
+    for key in ("step_overhead", "allreduce_s"):
+        del old["params"][key]
+    m = machine_from_dict(old)
+    assert m.v("step_overhead") == m.v("allreduce_s") == 0 and m.params["step_overhead"].kind == "user"
 
 
 def test_sn40l_published_values():
@@ -29,10 +56,10 @@ def test_dgx_published_values():
     assert (a.v("peak_flops"), a.v("link_bw")) == (312e12, 32e9) and h.home_tier == a.home_tier == "host"
 
 
-def test_link_calibration_is_derived_and_above_published_floor():
+def test_link_calibration_is_recorded_as_calibrated_and_above_published_floor():
     link, overhead = sn40l_link_calibration()
     m = get_machine("sn40l-8")
-    assert m.params["link_bw"].kind == m.params["switch_overhead"].kind == "derived"
+    assert m.params["link_bw"].kind == m.params["switch_overhead"].kind == "calibrated"
     assert m.v("link_bw") == link and link > 1e12 and 0 < overhead < 13.5e-3
 
 
@@ -66,6 +93,7 @@ def test_user_machine_from_flat_dict_and_base():
     ({"base": "sn40l-8", "hbm_bw": {"value": 1e12, "unit": "GB/s"}}, "must be given in B/s"),
     ({"base": "tpu-v9"}, "unknown machine preset"),
     ({"base": "sn40l-8", "home_tier": "tape"}, "home_tier"),
+    ({"base": "sn40l-8", "step_overhead": -1e-3}, "must be >= 0"),
 ])
 def test_bad_machines_give_clear_errors(data, message):
     with pytest.raises(ConfigError, match=message):

@@ -179,3 +179,35 @@ def test_progress_callback_and_json_safe_summary():
     assert json.loads(json.dumps(s)) == s
     assert all(isinstance(v, (int, float, str)) and not (isinstance(v, float) and math.isnan(v)) for v in s.values())
     json.dumps([res.per_expert(), res.cdf("ttft"), res.switches(5), res.occupancy(), res.residency()])
+
+
+def test_a_router_runs_once_per_coe_batch_before_its_pairs_and_holds_hbm():
+    from hwsim.engine.experts import LLAMA2_7B
+
+    machine = get_machine("sn40l-8")
+    experts = uniform_experts(60, 6.74e9)
+    wl = synthetic(40, [e.name for e in experts], rate=None, zipf_s=0.0, prompt_mean=100, prompt_sigma=0.0,
+                   output_mean=5, output_sigma=0.0, seed=3)
+    plain = simulate(SimConfig(machine, experts, batch_size=8), wl)
+    routed = simulate(SimConfig(machine, experts, batch_size=8, router=LLAMA2_7B), wl)
+    r = routed.config  # the router's weights stay in HBM, so the expert cache shrinks
+    assert routed.layout.expert_cache == pytest.approx(plain.layout.expert_cache - LLAMA2_7B.weight_bytes)
+    assert r.router_hbm() == LLAMA2_7B.weight_bytes
+    route = routed.route_events
+    assert len(route) == 5 and all(n == 8 for _, _, n in route)  # 40 prompts, batches of 8
+    cost = Simulator(SimConfig(machine, experts, router=LLAMA2_7B)).cost
+    assert route[0][1] == pytest.approx(cost.route(8 * 100))
+    first = routed.runs[0]
+    assert first[0] == pytest.approx(route[0][0] + route[0][1])  # pairs start after the router
+    assert (routed.route == route[0][1]).all() and (plain.route == 0).all()
+    assert routed.ttft == pytest.approx(routed.start - routed.arrival + routed.switch + routed.prefill)
+    assert routed.summary()["route_ms_mean"] == pytest.approx(route[0][1] * 1e3)
+
+
+def test_per_expert_batching_routes_each_group_it_dispatches():
+    from hwsim.engine.experts import LLAMA2_7B
+
+    experts = uniform_experts(4, 6.74e9)
+    wl = synthetic(30, [e.name for e in experts], rate=None, zipf_s=0.0, seed=2)
+    res = simulate(SimConfig(get_machine("sn40l-8"), experts, batching="per-expert", router=LLAMA2_7B), wl)
+    assert len(res.route_events) == len(res.runs) and sum(n for *_, n in res.route_events) == 30

@@ -38,7 +38,9 @@ class Command(BaseCommand):
             "Without --experts the current map's experts are used.")
 
     def add_arguments(self, parser):
-        parser.add_argument("--node", default="sn40l-8", help=f"machine preset: {', '.join(PRESETS)}")
+        parser.add_argument("--node", default="sn40l-8",
+                            help=f"machine preset: {', '.join(PRESETS)} (the dgx-h100-nvme/-dram presets load "
+                                 "experts from NVMe or host DRAM, with ServerlessLLM Store or, -naive, safetensors)")
         parser.add_argument("--experts", type=int, help="number of uniform experts (default: the current map)")
         parser.add_argument("--expert-params", type=float, help="parameters per uniform expert, e.g. 7e9")
         parser.add_argument("--bytes-per-param", type=float, default=2.0)
