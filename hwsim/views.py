@@ -60,7 +60,7 @@ def run_detail(request, pk):
     except SimulationRun.DoesNotExist:
         return render(request, "hwsim/missing.html", {"what": f"run {pk}"}, status=404)
     return render(request, "hwsim/run.html", {"run": run, "status": _run_status(run), "tables": TABLES,
-                                              "tab": "runs"})
+                                              "machine_rows": P.machine_provenance(run.parameters), "tab": "runs"})
 
 
 @login_required
@@ -137,8 +137,11 @@ def provenance(request):
 
 @login_required
 def twin_page(request):
-    return render(request, "hwsim/twin.html", {"twin": selectors.twin(), "form": TwinForm(),
-                                               "can_start": can_start(request.user), "tab": "twin"})
+    state = selectors.twin()
+    return render(request, "hwsim/twin.html", {"twin": state, "form": TwinForm(),
+                                               "can_start": can_start(request.user), "tab": "twin",
+                                               "machine_rows": P.machine_provenance(state.parameters)
+                                               if state and state.parameters else []})
 
 
 @login_required
