@@ -81,7 +81,7 @@ def test_a_sweep_runs_every_combination_and_stores_a_comparison(eager, django_ca
     sn, dgx = table["sn40l-8", "lru"], table["dgx-h100", "lru"]
     assert dgx["hbm_hit_rate"] == pytest.approx(sn["hbm_hit_rate"], abs=0.1)  # same traffic, similar HBM
     assert dgx["switch_ms_mean"] > 10 * sn["switch_ms_mean"]
-    assert dgx["ttft_p90_ms"] > 5 * sn["ttft_p90_ms"]  # a quarter of requests miss: PCIe paging shows in the tail
+    assert dgx["ttft_p90_ms"] > 2 * sn["ttft_p90_ms"]  # a quarter of requests miss: PCIe paging shows in the tail
     assert sn["ttft_p50_vs_first"] == 1.0
     assert dgx["ttft_p50_vs_first"] == pytest.approx(dgx["ttft_p50_ms"] / sn["ttft_p50_ms"])
 
