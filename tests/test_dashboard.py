@@ -22,6 +22,15 @@ class Recording(Coalescer):
         self.sent.append((time.monotonic(), pending))
 
 
+def wait_for(condition, timeout=5.0, what="the condition"):
+    """Poll ``condition`` until it holds (returns its value) or fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not (value := condition()):
+        assert time.monotonic() < deadline, f"{what} did not happen within {timeout} s"
+        time.sleep(0.005)
+    return value
+
+
 def decision(i, expert="qwen", category="math", reason=""):
     return {"id": i, "prompt": f"p{i}", "category": category, "confidence": 0.9, "entropy": 0.1,
             "fallback_reason": reason, "expert": expert, "latency_ms": 1.0 + i % 3, "batch": None, "t": 0}
@@ -31,15 +40,14 @@ def test_coalescer_sends_the_first_event_at_once_then_at_most_ten_per_second():
     c = Recording(interval=0.1, feed=5)
     start = time.monotonic()
     c.add_decisions([decision(0)])
-    while not c.sent and time.monotonic() - start < 2:
-        time.sleep(0.005)
-    assert c.sent and c.sent[0][0] - start < 0.05  # leading edge: no waiting when quiet
+    wait_for(lambda: c.sent, 2, "the first summary")
+    assert c.sent[0][0] - start < 0.05  # leading edge: no waiting when quiet
     n = 0
     while time.monotonic() - start < 1.5:  # a flood: ~1,000 decisions per second for 1.5 s
         c.add_decisions([decision(n + 1, expert="a" if n % 2 else "b", reason="low_margin" if n % 5 == 0 else "")])
         n += 1
         time.sleep(0.001)
-    time.sleep(0.3)
+    wait_for(lambda: sum(p["count"] for _, p in c.sent) == n + 1, 2, "the trailing summary")
     times = [t for t, _ in c.sent]
     assert len(times) <= 1.5 / 0.1 + 2
     assert min(b - a for a, b in zip(times, times[1:])) >= 0.095
@@ -55,10 +63,10 @@ def test_coalescer_sends_the_first_event_at_once_then_at_most_ten_per_second():
 def test_coalescer_keeps_the_latest_batch_progress():
     c = Recording(interval=0.2)
     c.add_decisions([decision(1)])
-    time.sleep(0.05)
+    wait_for(lambda: c.sent, 2, "the leading-edge summary")  # so the progress below waits for the next interval
     for done in (10, 20, 30):
         c.add_batch({"id": 4, "status": "running", "done": done, "total": 30})
-    time.sleep(0.4)
+    wait_for(lambda: c.sent[-1][1]["batches"], 2, "a summary with batch progress")
     assert c.sent[-1][1]["batches"] == {"4": {"id": 4, "status": "running", "done": 30, "total": 30}}
 
 
@@ -88,6 +96,7 @@ def test_dashboard_page_shows_the_demo_control_to_staff_only(client, user, djang
 
 @pytest.mark.django_db(transaction=True)
 def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_router):
+    from routing import services
     from routing.models import RoutingDecision
 
     admin = django_user_model.objects.create_user("admin", password="admin-pass-123", is_staff=True)
@@ -95,39 +104,83 @@ def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_rou
     r = client.post("/api/demo", {"action": "start", "rate": 20}, content_type="application/json")
     assert r.json() == {"running": True, "rate": 20.0, "batch": None}
     assert client.post("/api/demo", {"action": "start", "rate": 5}, content_type="application/json").status_code == 409
-    deadline = time.monotonic() + 30
-    while RoutingDecision.objects.filter(source="demo").count() < 10 and time.monotonic() < deadline:
-        time.sleep(0.1)
+    generator = services._demo["thread"]
+    wait_for(lambda: RoutingDecision.objects.filter(source="demo").count() >= 10, 30, "ten demo decisions")
     assert client.post("/api/demo", {"action": "stop"}, content_type="application/json").json()["running"] is False
-    count = RoutingDecision.objects.filter(source="demo").count()
-    assert count >= 10
-    time.sleep(0.5)
-    assert RoutingDecision.objects.filter(source="demo").count() == count  # stopped means stopped
+    assert not generator.is_alive()  # stopped means stopped: the thread that routes is gone when stop answers
+    assert RoutingDecision.objects.filter(source="demo").count() >= 10
 
 
-def test_demo_generator_keeps_its_rate(db, active_router):
+class DemoClock:
+    """The demo generator's clock, moved only by its waits: routing takes no time on it, so the schedule is exact
+    on any machine. ``wait`` is the stop event's; ``stall_at`` makes one wait oversleep (a busy machine)."""
+
+    def __init__(self, count):
+        self.now, self.count, self.seen, self.stall_at, self._stopped = 1000.0, count, [], {}, False
+
+    def monotonic(self):
+        return self.now
+
+    def __getattr__(self, name):  # everything else from the real time module
+        return getattr(time, name)
+
+    # the stop event
+    def is_set(self):
+        return self._stopped
+
+    def set(self):
+        self._stopped = True
+
+    def wait(self, seconds):
+        self.seen.append((round(self.now - 1000.0, 6), self.count()))
+        self.now += seconds + self.stall_at.pop(len(self.seen), 0.0)
+        return self._stopped
+
+
+@pytest.fixture
+def demo_clock(monkeypatch):
+    from routing import services
+    from routing.models import RoutingDecision
+
+    clock = DemoClock(lambda: RoutingDecision.objects.filter(source="demo").count())
+    monkeypatch.setattr(services, "time", clock)
+    return clock
+
+
+def test_demo_generator_keeps_its_rate(db, active_router, demo_clock):
     from routing.models import RoutingDecision
     from routing.services import demo_prompts, run_demo_traffic
 
-    started = time.monotonic()
-    sent = run_demo_traffic(2, demo_prompts(), threading.Event(), duration=1.6)  # due at 0, 0.5, 1.0, 1.5 s
-    assert time.monotonic() - started < 6
-    assert 2 <= sent <= 4  # never ahead of the rate; behind only on a very busy machine
-    assert RoutingDecision.objects.filter(source="demo").count() == sent
+    sent = run_demo_traffic(2, demo_prompts(), demo_clock, duration=1.6)
+    assert sent == 4 == RoutingDecision.objects.filter(source="demo").count()
+    assert demo_clock.seen == [(0.0, 1), (0.5, 2), (1.0, 3), (1.5, 4)]  # one prompt every 0.5 s, never early
 
 
-def test_demo_traffic_command_replays_a_batch(db, active_router):
+def test_demo_generator_catches_up_at_most_one_second_at_a_time(db, active_router, demo_clock):
+    from routing.services import demo_prompts, run_demo_traffic
+
+    demo_clock.stall_at = {1: 2.0}  # the first wait oversleeps by 2 s: prompts due at 0.5 … 2.5 s are late
+    sent = run_demo_traffic(2, demo_prompts(), demo_clock, duration=3.2)
+    # at 2.5 s five are due but one second's worth (2) go at once; the rest follow on the following ticks
+    assert demo_clock.seen == [(0.0, 1), (2.5, 3), (2.6, 5), (2.7, 6), (3.0, 7)]
+    assert sent == 7
+
+
+def test_demo_traffic_command_replays_a_batch(db, active_router, demo_clock, monkeypatch):
+    import types
+
     from django.core.management import call_command
 
     from routing.engine.inputs import Item
+    from routing.management.commands import demo_traffic
     from routing.models import RoutingDecision
     from routing.services import create_batch
 
+    monkeypatch.setattr(demo_traffic, "threading", types.SimpleNamespace(Event=lambda: demo_clock))
     batch = create_batch([Item(1, "Integrate x^2 from 0 to 1."), Item(2, "Tell me a joke.")], "demo source")
     call_command("demo_traffic", rate=10, duration=1.0, batch=batch.pk)
     prompts = list(RoutingDecision.objects.filter(source="demo").order_by("id").values_list("prompt", flat=True))
-    assert 5 <= len(prompts) <= 11
-    assert prompts == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] * (len(prompts) // 2) + prompts[:len(prompts) % 2]
+    assert prompts == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] * 5  # 10/s for 1 s, round-robin
 
 
 def in_own_loop(coroutine_function):
@@ -141,9 +194,10 @@ def in_own_loop(coroutine_function):
         except BaseException as exc:  # re-raised in the test's thread
             outcome["error"] = exc
 
-    thread = threading.Thread(target=run)
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     thread.join(60)
+    assert not thread.is_alive(), "the async check did not finish within 60 s"
     if "error" in outcome:
         raise outcome["error"]
 
