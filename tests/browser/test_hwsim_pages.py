@@ -45,7 +45,15 @@ def test_run_form_progress_charts_and_validation(staff_login, simulations, live_
     page.wait_for_selector("#occ-HBM", state="attached")
     assert page.evaluate("Chart.getChart(document.querySelector('#occ-HBM')).data.datasets.length") > 3
     assert page.locator("#occupancy canvas").count() == 3
-    assert int(page.inner_text("#switch-table tbody tr:first-child td:nth-child(2)").split("-")[-1]) >= 0
+    from hwsim.models import SimulationRun  # the switch table lists the run's own switches, oldest first
+
+    switches = SimulationRun.objects.get(pk=int(page.url.rstrip("/").rsplit("/", 1)[1])).outputs["switches"]
+    assert switches["total"] > 0 and page.inner_text("#switch-stats").startswith(f"{switches['total']} switches")
+    rows = page.locator("#switch-table tbody tr")
+    assert rows.count() == min(100, len(switches["events"]))
+    first = rows.first.locator("td").all_inner_texts()
+    assert (float(first[0]), first[1]) == (pytest.approx(switches["events"][0]["t_s"], abs=5e-4),
+                                           switches["events"][0]["expert"])
     assert page.locator("#downloads").is_visible()
 
     page.click("#tab-validation")
