@@ -5,9 +5,13 @@ in-process (eager), so ``./run.sh`` needs no services. ``DATABASE_URL`` switches
 ``REDIS_URL`` to the Redis channel layer and Celery broker (``CELERY_BROKER_URL`` may name RabbitMQ instead).
 """
 import os
+import secrets
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -15,7 +19,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 DEBUG = env.bool("DJANGO_DEBUG", default=False)
-SECRET_KEY = env("DJANGO_SECRET_KEY", default="embedded-mode-not-secret-set-DJANGO_SECRET_KEY-in-production")
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "[::1]", "testserver"])
 CSRF_TRUSTED_ORIGINS = env.list("DJANGO_CSRF_TRUSTED_ORIGINS", default=[])
 
@@ -30,6 +33,8 @@ INSTALLED_APPS = [
     "django.contrib.staticfiles",
     "channels",
     "django_celery_results",
+    "csp",
+    "axes",
     "coe_site",
     "access",
     "routing",
@@ -47,6 +52,8 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "csp.middleware.CSPMiddleware",
+    "axes.middleware.AxesMiddleware",  # last: it answers locked-out logins
 ]
 
 ROOT_URLCONF = "coe_site.urls"
@@ -87,20 +94,23 @@ else:
     }
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
-# --- Redis / channel layer / Celery ---------------------------------------------------------------------------
+# --- Redis / live events / Celery -----------------------------------------------------------------------------
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default=REDIS_URL)
 EMBEDDED = not CELERY_BROKER_URL
-if REDIS_URL:
-    CHANNEL_LAYERS = {
-        "default": {"BACKEND": "channels_redis.core.RedisChannelLayer", "CONFIG": {"hosts": [REDIS_URL]}}
-    }
-else:
-    CHANNEL_LAYERS = {"default": {"BACKEND": "channels.layers.InMemoryChannelLayer"}}
+# Live events (websockets, README "Live events"): Redis pub/sub between processes when REDIS_URL is set, in-process
+# otherwise; each web process holds one subscription and fans out to its sockets (coe_site.fanout).
+COE_WS_BUS = "redis" if REDIS_URL else "local"
+COE_WS_CHANNEL_PREFIX = env("COE_WS_CHANNEL_PREFIX", default="")  # blank: coe:<REDIS_URL db number>:live:
+COE_WS_QUEUE = env.int("COE_WS_QUEUE", default=64)  # messages a socket may fall behind before it is closed (4408)
+COE_WS_MAX_BUFFER = env.int("COE_WS_MAX_BUFFER", default=1 << 20)  # bytes the server may hold unsent per socket
+COE_WS_RECHECK_S = env.float("COE_WS_RECHECK_S", default=5.0)  # re-check every socket's token/session this often
+COE_WS_SUBSCRIBE_TIMEOUT_S = env.float("COE_WS_SUBSCRIBE_TIMEOUT_S", default=3.0)  # a hello waits this for the bus
+COE_WS_REDIS_TIMEOUT_S = env.float("COE_WS_REDIS_TIMEOUT_S", default=1.0)  # publish/connect timeout
 # The cache holds what every process must agree on: per-token rate-limit counters, circuit-breaker snapshots.
 if REDIS_URL:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL,
-                          "KEY_PREFIX": "coe"}}
+                          "KEY_PREFIX": "coe", "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2}}}
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
@@ -117,6 +127,59 @@ CELERY_WORKER_PREFETCH_MULTIPLIER = 1
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
+
+# --- Security: the secret key, HTTPS, cookies, CSP, login throttling, outbound calls (docs/SECURITY.md) -------------
+DISTRIBUTED = bool(env("DATABASE_URL", default="") or REDIS_URL or not EMBEDDED)
+SECRET_KEY = env("DJANGO_SECRET_KEY", default="")
+if not SECRET_KEY and DISTRIBUTED:
+    raise ImproperlyConfigured(
+        "DJANGO_SECRET_KEY is not set. In distributed mode (DATABASE_URL, REDIS_URL or CELERY_BROKER_URL set) every "
+        "web process and worker must share one secret key: generate one with "
+        "`python -c 'import secrets; print(secrets.token_urlsafe(50))'` and set DJANGO_SECRET_KEY to it.")
+if not SECRET_KEY:  # embedded: one random key per installation, kept in var/ so sessions survive restarts
+    _key_file = VAR_DIR / "secret_key"
+    if not _key_file.exists():
+        _key_file.write_text(secrets.token_urlsafe(50))
+        _key_file.chmod(0o600)
+    SECRET_KEY = _key_file.read_text().strip()
+SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=False)
+SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=False)
+SECURE_HSTS_PRELOAD = env.bool("DJANGO_SECURE_HSTS_PRELOAD", default=False)
+SESSION_COOKIE_SECURE = env.bool("DJANGO_SESSION_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+CSRF_COOKIE_SECURE = env.bool("DJANGO_CSRF_COOKIE_SECURE", default=SECURE_SSL_REDIRECT)
+SESSION_COOKIE_AGE = env.int("DJANGO_SESSION_COOKIE_AGE", default=12 * 3600)
+_proxy_header = env("DJANGO_SECURE_PROXY_SSL_HEADER", default="")  # e.g. HTTP_X_FORWARDED_PROTO=https
+if _proxy_header:
+    if "=" not in _proxy_header:
+        raise ImproperlyConfigured("DJANGO_SECURE_PROXY_SSL_HEADER must look like HTTP_X_FORWARDED_PROTO=https.")
+    SECURE_PROXY_SSL_HEADER = tuple(_proxy_header.split("=", 1))
+SECURE_REFERRER_POLICY = "same-origin"
+X_FRAME_OPTIONS = "DENY"
+# Every page: scripts, styles and connections from this origin only; no inline script or style, no plugins, no
+# framing. Pages put data into the DOM as text (static/js/dom.js), so an injected tag is inert twice over.
+CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
+    "default-src": [SELF], "script-src": [SELF], "style-src": [SELF], "img-src": [SELF, "data:"],
+    "font-src": [SELF], "connect-src": [SELF], "object-src": [NONE], "base-uri": [NONE],
+    "frame-ancestors": [NONE], "form-action": [SELF]}}
+# Login throttling (django-axes): after COE_LOGIN_FAILURE_LIMIT failed logins for one username from one address,
+# that pair is locked out for COE_LOGIN_COOLOFF_MIN minutes (HTTP 429); a success resets the count.
+AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
+AXES_FAILURE_LIMIT = env.int("COE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("COE_LOGIN_COOLOFF_MIN", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "registration/locked_out.html"
+AXES_IPWARE_PROXY_COUNT = env.int("COE_TRUSTED_PROXY_COUNT", default=0)  # proxies in front that add X-Forwarded-For
+AXES_IPWARE_META_PRECEDENCE_ORDER = ["HTTP_X_FORWARDED_FOR", "REMOTE_ADDR"] if AXES_IPWARE_PROXY_COUNT else \
+    ["REMOTE_ADDR"]
+# Expert backends may call only these hosts (names, *.wildcards, addresses, networks; "*" = any) and send only keys
+# from these variables. Embedded mode allows this machine (a local vLLM / Ollama); distributed mode allows nothing
+# until the operator lists the upstreams.
+COE_UPSTREAM_ALLOWED_HOSTS = env.list("COE_UPSTREAM_ALLOWED_HOSTS",
+                                      default=[] if DISTRIBUTED else ["127.0.0.1", "localhost", "::1"])
+COE_API_KEY_ENV_PREFIX = env("COE_API_KEY_ENV_PREFIX", default="COE_KEY_")
+COE_API_KEY_ENVS = env.list("COE_API_KEY_ENVS", default=[])
 
 # --- Auth, static, i18n -----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [{"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"}]
@@ -155,6 +218,12 @@ COE_BREAKER_RESET_S = env.float("COE_BREAKER_RESET_S", default=30.0)
 COE_BATCH_ANSWER_CONCURRENCY = env.int("COE_BATCH_ANSWER_CONCURRENCY", default=8)
 COE_BATCH_ANSWER_CHUNK_SIZE = env.int("COE_BATCH_ANSWER_CHUNK_SIZE", default=32)
 COE_CHAT_MAX_BYTES = env.int("COE_CHAT_MAX_BYTES", default=1024 * 1024)
+# Per-user budget of tokens asked for per minute (prompt estimate + max_tokens) on /v1, the largest max_tokens one
+# request may ask for, and the answer length expert timeouts are sized for: a timeout of a request asking for more is
+# the caller's doing and does not count against the expert's circuit breaker.
+COE_TOKENS_PER_MIN = env.int("COE_TOKENS_PER_MIN", default=200_000)
+COE_MAX_TOKENS_PER_REQUEST = env.int("COE_MAX_TOKENS_PER_REQUEST", default=32_768)
+COE_BREAKER_NORMAL_MAX_TOKENS = env.int("COE_BREAKER_NORMAL_MAX_TOKENS", default=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = COE_BATCH_MAX_BYTES + 1024 * 1024  # a JSON list of prompts arrives as the body
 
 LOGGING = {

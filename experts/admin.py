@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import admin, messages
 from django.db import transaction
 
+from access.roles import can_edit_backends
 from routing.selectors import active_categories
 
 from . import services
@@ -21,7 +22,10 @@ class _DryRun(Exception):
 
 class ExpertForm(forms.ModelForm):
     """Runs services.save_expert in a rolled-back savepoint while validating, so its refusals (an openai backend
-    without base_url, disabling a mapped expert, …) are shown on the form instead of after a 'saved' redirect."""
+    without base_url, disabling a mapped expert, a host the deployment does not allow, …) are shown on the form instead
+    of after a 'saved' redirect. ``user``: set per request by ExpertAdmin.get_form."""
+
+    user = None
 
     def clean(self):
         data = super().clean()
@@ -29,11 +33,11 @@ class ExpertForm(forms.ModelForm):
         if name and not self.errors:
             try:
                 with transaction.atomic():
-                    services.save_expert(name, _expert_data(data), None)
+                    services.save_expert(name, _expert_data(data), self.user)
                     raise _DryRun
             except _DryRun:
                 pass
-            except services.MapError as exc:
+            except (services.MapError, services.BackendsForbidden) as exc:
                 raise forms.ValidationError(str(exc))
         return data
 
@@ -75,10 +79,13 @@ class ExpertAdmin(admin.ModelAdmin):
                                  "answers."}
 
     def get_form(self, request, obj=None, **kwargs):
-        return super().get_form(request, obj, help_texts=self.help_texts, **kwargs)
+        form = super().get_form(request, obj, help_texts=self.help_texts, **kwargs)
+        return type(form.__name__, (form,), {"user": request.user})
 
     def get_readonly_fields(self, request, obj=None):
-        return ("name", "api_key_set") if obj else ("api_key_set",)
+        """Backend settings are read-only unless the user may change them (access.edit_backends)."""
+        fields = ("name", "api_key_set") if obj else ("api_key_set",)
+        return fields if can_edit_backends(request.user) else (*fields, *services.BACKEND_FIELDS)
 
     @admin.display(boolean=True, description="API key set?")
     def api_key_set(self, obj):
@@ -88,7 +95,7 @@ class ExpertAdmin(admin.ModelAdmin):
     def save_model(self, request, obj, form, change):
         try:
             saved = services.save_expert(obj.name, _expert_data(form.cleaned_data), request.user)
-        except services.MapError as exc:  # changed since the form was validated
+        except (services.MapError, services.BackendsForbidden) as exc:  # changed since the form was validated
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return
         obj.pk = saved.pk

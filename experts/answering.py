@@ -32,11 +32,15 @@ COE_MODEL = "coe"
 HEARTBEAT_S = 20.0
 
 
-def routing_text(messages):
+def routing_text(messages, max_bytes=None):
+    """The text a conversation routes on (see the module docstring), cut to ``max_bytes`` of UTF-8 (the router reads
+    only its first few hundred tokens anyway; the decision stores what was routed, never a whole long document)."""
     users = [m["content"] for m in messages if m["role"] == "user" and m["content"].strip()]
     text = users[-1]
     if len(text.split()) < FOLLOW_UP_WORDS and len(users) > 1:
         text = f"{users[-2]}\n{text}"
+    if max_bytes is not None and len(text) * 4 > max_bytes:  # cheap test first: a char is at most 4 bytes
+        text = text.encode("utf-8")[:max_bytes].decode("utf-8", "ignore")
     return text
 
 
@@ -100,7 +104,7 @@ def plan(model, messages, source="api", user=None):
 
     decision = None
     if model == COE_MODEL:
-        decision = route_prompts([routing_text(messages)], source, user=user)[0]
+        decision = route_prompts([routing_text(messages, settings.COE_ROUTE_MAX_BYTES)], source, user=user)[0]
     return _candidates(model, decision["expert"] if decision else model, current_map(), decision)
 
 

@@ -1,5 +1,5 @@
 """JSON API for the map: read, publish (409 on a stale base), roll back, preview impact, retrain."""
-from access.api import ApiError, api_view, json_body
+from access.api import ApiError, api_view, json_body, require
 
 from . import selectors, services
 from .serving_selectors import merged_breakers
@@ -28,7 +28,7 @@ def _int_field(data, name):
     return value
 
 
-@api_view(["GET", "POST"])
+@api_view(["GET", "POST"], scope={"POST": "map:write"})
 def map_view(request):
     if request.method == "GET":
         return _map_payload()
@@ -51,7 +51,7 @@ def map_view(request):
     return _map_payload()
 
 
-@api_view(["POST"])
+@api_view(["POST"], scope="map:write")
 def rollback_view(request):
     _require_editor(request)
     data = json_body(request)
@@ -78,7 +78,7 @@ def preview_view(request):
     return selectors.impact_preview(draft, n, splits=splits)
 
 
-@api_view(["POST"])
+@api_view(["POST"], scope="map:write")
 def retrain_view(request):
     _require_editor(request)
     data = json_body(request) if request.body else {}
@@ -101,9 +101,10 @@ def experts_view(request):
     return {"experts": [_with_health(e, breakers) for e in selectors.experts()]}
 
 
-@api_view(["GET", "PATCH"])
+@api_view(["GET", "PATCH"], scope={"PATCH": "map:write"})
 def expert_view(request, name):
-    """GET one expert; PATCH changes its fields, backend settings included (nested under "backend" or flat)."""
+    """GET one expert; PATCH changes its fields, backend settings included (nested under "backend" or flat; those
+    need the expert-backend permission and, with a token, the ``admin`` scope)."""
     if request.method == "PATCH":
         _require_editor(request)
         data = json_body(request)
@@ -120,8 +121,13 @@ def expert_view(request, name):
                                 f"settable: {', '.join(services.EXPERT_FIELDS)}.")
         if selectors.expert_by_name(name) is None:
             raise ApiError(404, f"no expert named {name!r}.")
+        token = request.auth_token
+        require(token is None or token.allows("admin") or not set(data) & set(services.BACKEND_FIELDS),
+                "Backend settings need a token with the 'admin' scope.")
         try:
             services.save_expert(name, {k: v for k, v in data.items() if k in services.EXPERT_FIELDS}, request.user)
+        except services.BackendsForbidden as exc:
+            raise ApiError(403, str(exc))
         except services.MapError as exc:
             raise ApiError(400, str(exc))
     expert = selectors.expert_by_name(name)

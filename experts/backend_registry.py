@@ -17,8 +17,9 @@ import time
 from django.conf import settings
 from django.core.cache import cache
 
-from .backends import BackendConfig, make_backend
+from .backends import BackendConfig, BackendError, make_backend
 from .backends.breaker import BreakerBoard
+from .backends.egress import EgressRefused, check_base_url, check_key_env
 
 log = logging.getLogger(__name__)
 _lock = threading.Lock()
@@ -30,14 +31,30 @@ BREAKER_TTL_S = 120
 
 
 def config_for(expert):
+    """The backend config of ``expert``, after the deployment's outbound rules (checked again here, not only when the
+    expert was saved: a row stored before a rule tightened must not reach a host or a secret either)."""
+    try:
+        key_env = check_key_env(expert.api_key_env, settings.COE_API_KEY_ENV_PREFIX, settings.COE_API_KEY_ENVS)
+        if expert.backend == "openai":
+            check_base_url(expert.base_url, settings.COE_UPSTREAM_ALLOWED_HOSTS)
+    except EgressRefused as exc:
+        raise BackendError(f"expert {expert.name!r} is misconfigured (see the server log)", kind="config",
+                           detail=str(exc)) from None
     return BackendConfig(
         kind=expert.backend, expert=expert.name, model=expert.upstream_model or expert.model_id,
-        base_url=expert.base_url, api_key=os.environ.get(expert.api_key_env, "") if expert.api_key_env else "",
+        base_url=expert.base_url, api_key=os.environ.get(key_env, "") if key_env else "",
         timeout_s=expert.timeout_s, connect_timeout_s=expert.connect_timeout_s,
         first_token_timeout_s=expert.first_token_timeout_s, max_retries=expert.max_retries,
         model_path=expert.model_path, device=expert.device, generation=dict(expert.generation or {}),
         parameters=float(expert.effective_active_parameters), bytes_per_parameter=expert.bytes_per_parameter,
-        preset=expert.sim_preset, time_scale=expert.sim_time_scale)
+        preset=expert.sim_preset, time_scale=expert.sim_time_scale,
+        normal_max_tokens=max(settings.COE_BREAKER_NORMAL_MAX_TOKENS, _default_max_tokens(expert.generation)))
+
+
+def _default_max_tokens(generation):
+    """The answer length the expert's own generation settings ask for (0 when they leave it to the backend)."""
+    value = (generation or {}).get("max_tokens") or (generation or {}).get("max_new_tokens") or 0
+    return int(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else 0
 
 
 def backend_for(expert):

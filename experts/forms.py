@@ -14,6 +14,7 @@ BACKEND_GROUPS = [
     ("Simulated", "simulated", ("sim_preset", "sim_time_scale")),
 ]
 BACKEND_FIELDS = [f for _, _, fields in BACKEND_GROUPS for f in fields]
+assert set(BACKEND_FIELDS) == set(services.BACKEND_FIELDS), "every backend setting is shown, and only those"
 
 
 class ExpertBackendForm(type("BackendFields", (forms.Form,), fields_for_model(Expert, fields=BACKEND_FIELDS))):

@@ -15,10 +15,11 @@ from django.http import JsonResponse, StreamingHttpResponse
 from django.views.decorators.csrf import csrf_exempt
 
 from access.api import ApiError, authenticate
+from access.roles import can_operate
 
 from . import answering, backend_registry, ratelimit
 from .backends import BackendError
-from .backends.base import estimated_usage
+from .backends.base import estimated_usage, prompt_tokens
 from .backends.dispatch import AllExpertsFailed, complete_first, open_stream
 from .openai_format import ChatError, chunk, coe_headers, completion, parse_chat_request, sse
 from .selectors import experts as all_experts
@@ -40,9 +41,9 @@ def _db(fn):
 
 
 def _authenticate(request):
-    """The request's user, by access.api's rules; its refusals in OpenAI's error format."""
+    """The request's user, by access.api's rules (a token needs the ``chat`` scope); refusals in OpenAI's format."""
     try:
-        authenticate(request)
+        authenticate(request, "chat")
     except ApiError as exc:
         if exc.status == 401:
             raise ChatError(401, exc.message, type="authentication_error", code="invalid_api_key") from None
@@ -68,10 +69,29 @@ def _begin_models(request):
     return all_experts()
 
 
+def _token_budget(user, chat):
+    """Charge the tokens this request asks for (its prompt, estimated, and max_tokens or the normal answer length)
+    to the user's per-minute budget: one caller cannot keep every expert busy with enormous answers."""
+    limit = settings.COE_TOKENS_PER_MIN
+    cost = prompt_tokens(chat.messages) + chat.options.get("max_tokens", settings.COE_BREAKER_NORMAL_MAX_TOKENS)
+    if limit > 0 and cost > limit:
+        raise ChatError(400, f"This request asks for about {cost} tokens; the per-minute budget is {limit} "
+                             f"(COE_TOKENS_PER_MIN).", param="max_tokens")
+    retry_after = ratelimit.check(f"tokens:{user.pk}", limit, cost=cost)
+    if retry_after:
+        raise ChatError(429, f"Token budget of {limit} per minute reached (COE_TOKENS_PER_MIN); retry in "
+                             f"{retry_after} s.", type="rate_limit_error", code="rate_limit_exceeded",
+                        headers={"Retry-After": str(retry_after)})
+
+
 def _begin_chat(request, source):
-    """Everything before an expert is called, in one thread hop: auth, rate limit, parsing, routing, candidates."""
+    """Everything before an expert is called, in one thread hop: auth, rate limits, parsing, routing, candidates."""
     user = _guard(request, "POST")
-    chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES)
+    if not can_operate(user):
+        raise ChatError(403, "You need the operator role (access.operate) to chat with the experts.",
+                        type="permission_error")
+    chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES, settings.COE_MAX_TOKENS_PER_REQUEST)
+    _token_budget(user, chat)
     return user, chat, answering.plan(chat.model, chat.messages, source, user)
 
 

@@ -64,7 +64,8 @@ def _number(data, name, low, high):
     return value
 
 
-def parse_chat_request(body, max_bytes):
+def parse_chat_request(body, max_bytes, max_tokens=1_000_000):
+    """A validated ChatRequest, or ChatError; ``max_tokens`` caps what one request may ask for."""
     if len(body) > max_bytes:
         raise ChatError(413, f"Request body is {len(body)} bytes; the limit is {max_bytes} (COE_CHAT_MAX_BYTES).")
     try:
@@ -91,8 +92,8 @@ def parse_chat_request(body, max_bytes):
         raise ChatError(400, "'stream' must be true or false.", param="stream")
     if data.get("n", 1) != 1:
         raise ChatError(400, "Only n=1 is supported.", param="n")
-    options = {"max_tokens": _number(data, "max_completion_tokens", 1, 1_000_000)
-               or _number(data, "max_tokens", 1, 1_000_000),
+    options = {"max_tokens": _number(data, "max_completion_tokens", 1, max_tokens)
+               or _number(data, "max_tokens", 1, max_tokens),
                "temperature": _number(data, "temperature", 0, 2), "top_p": _number(data, "top_p", 0, 1)}
     stop = data.get("stop")
     if stop is not None:

@@ -9,9 +9,9 @@ from django.core.cache import cache
 log = logging.getLogger(__name__)
 
 
-def check(key, per_minute):
-    """Count one request for ``key`` (e.g. "user:<pk>": never a secret, cache keys show up in tools and logs);
-    return 0 when allowed, else the seconds until the window resets."""
+def check(key, per_minute, cost=1):
+    """Count ``cost`` (one request, or the tokens it asks for) for ``key`` (e.g. "user:<pk>": never a secret, cache
+    keys show up in tools and logs); return 0 when allowed, else the seconds until the window resets."""
     if per_minute <= 0:
         return 0
     now = time.time()
@@ -20,10 +20,10 @@ def check(key, per_minute):
     try:
         cache.add(name, 0, timeout=90)
         try:
-            count = cache.incr(name)
+            count = cache.incr(name, cost)
         except ValueError:  # expired between add and incr: this request starts the window
-            cache.set(name, 1, timeout=90)
-            count = 1
+            cache.set(name, cost, timeout=90)
+            count = cost
     except Exception:
         log.warning("rate limit not checked: the cache is unreachable", exc_info=True)
         return 0

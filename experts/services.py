@@ -2,12 +2,15 @@
 
 Every edit path — the in-app editor, Django admin and the JSON API — calls these functions.
 """
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
 from django.db.models import Q
 
+from access.roles import can_edit_backends
 from coe_site.realtime import publish
 
+from .backends.egress import EgressRefused, check_base_url, check_key_env
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
 from .selectors import current_version_number, map_snapshot
 
@@ -16,12 +19,20 @@ EXPERT_FIELDS = ("model_id", "parameters", "active_parameters", "bytes_per_param
                  "description", "backend", "base_url", "upstream_model", "api_key_env", "timeout_s", "connect_timeout_s",
                  "first_token_timeout_s", "max_retries", "model_path", "device", "generation", "sim_preset",
                  "sim_time_scale")
+# How an expert is served: changing any of these is a backend administrator's power (access.edit_backends), not a map
+# editor's — a URL and a key variable decide where prompts and secrets go.
+BACKEND_FIELDS = ("backend", "timeout_s", "connect_timeout_s", "first_token_timeout_s", "max_retries", "generation",
+                  "base_url", "upstream_model", "api_key_env", "model_path", "device", "sim_preset", "sim_time_scale")
 GENERATION_KEYS = {"max_new_tokens", "max_tokens", "temperature", "top_p", "top_k", "min_p", "do_sample",
                    "repetition_penalty", "presence_penalty", "frequency_penalty", "seed", "stop"}
 
 
 class MapError(ValueError):
     """An invalid map or catalogue edit: unknown or unmapped categories, unknown or disabled experts."""
+
+
+class BackendsForbidden(PermissionError):
+    """A change to an expert's backend settings by someone who may not make it."""
 
 
 class StaleMapVersion(Exception):
@@ -197,13 +208,19 @@ def _expert_values(data):
 
 
 def _check_backend(expert):
-    """The settings the chosen backend needs, checked before saving (a bad one would fail every answer).
+    """The settings the chosen backend needs, checked before saving (a bad one would fail every answer), and the
+    deployment's outbound rules (allowed hosts, allowed key variables: experts.backends.egress).
 
     Not by building the backend: a local model's directory and torch need only exist where it is served (a GPU
     worker), not in the web process that saves the expert."""
-    if expert.backend == "openai" and not expert.base_url.startswith(("http://", "https://")):
-        raise MapError("an openai backend needs base_url starting with http:// or https:// (e.g. "
-                       "http://vllm:8000/v1).")
+    if expert.backend == "openai" and not expert.base_url:
+        raise MapError("an openai backend needs base_url (e.g. http://vllm:8000/v1).")
+    try:
+        check_key_env(expert.api_key_env, settings.COE_API_KEY_ENV_PREFIX, settings.COE_API_KEY_ENVS)
+        if expert.backend == "openai" or expert.base_url:
+            check_base_url(expert.base_url, settings.COE_UPSTREAM_ALLOWED_HOSTS)
+    except EgressRefused as exc:
+        raise MapError(str(exc)) from None
     if expert.backend == "transformers" and not expert.model_path:
         raise MapError("a transformers backend needs model_path: a local model directory.")
     if expert.backend == "simulated":
@@ -214,7 +231,8 @@ def _check_backend(expert):
 
 
 def save_expert(name, data, user=None):
-    """Create or update expert ``name``. Disabling an expert the current map uses is refused."""
+    """Create or update expert ``name``. Disabling an expert the current map uses is refused; changing how it is
+    served (BACKEND_FIELDS) needs access.edit_backends (BackendsForbidden otherwise; ``user`` None is the system)."""
     with transaction.atomic():
         values = _expert_values(data)
         expert = Expert.objects.select_for_update().filter(name=name).first()
@@ -225,6 +243,10 @@ def save_expert(name, data, user=None):
             before = {}
         else:
             before = {f: getattr(expert, f) for f in values}
+        changed_backend = sorted(f for f in BACKEND_FIELDS if f in values and values[f] != getattr(expert, f))
+        if changed_backend and user is not None and not can_edit_backends(user):
+            raise BackendsForbidden(f"changing {', '.join(changed_backend)} needs the expert-backend permission "
+                                    f"(access.edit_backends): ask a backend administrator.")
         if values.get("enabled") is False and expert.pk:
             used = sorted(MapAssignment.objects.filter(Q(expert=expert) | Q(split_expert=expert),
                                                        version__number=current_version_number())

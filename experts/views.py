@@ -14,6 +14,7 @@ from . import selectors, services
 from .forms import ExpertBackendForm
 from .models import AuditEntry, Expert
 from .permissions import can_edit_map
+from access.roles import can_edit_backends
 
 
 def _editor_only(request):
@@ -73,11 +74,11 @@ def _editor_page(request, snapshot, draft, base_version, *, error=None, status=2
     category_rows = [(c, splits[c.name]["expert"] if c.name in splits else None,
                       round(splits[c.name]["share"] * 100, 1) if c.name in splits else None)
                      for c in active_categories()]
-    can_edit = can_edit_map(request.user)
+    can_edit, can_backends = can_edit_map(request.user), can_edit_backends(request.user)
     experts = selectors.experts()
     rows = [(e, selectors.expert_dict(e)["backend"],
              (backend_form if backend_form and backend_form.expert.pk == e.pk else ExpertBackendForm(e))
-             if can_edit else None) for e in experts]
+             if can_backends else None) for e in experts]
     return render(request, "experts/editor.html", {
         "map": snapshot, "draft": draft, "error": error, "categories": active_categories(), "experts": experts,
         "category_rows": category_rows,
@@ -139,7 +140,8 @@ def expert_save(request):
     """The general expert form (add or edit; errors as messages) or, with ``form=backend``, one expert's backend
     settings (errors shown on that form)."""
     if request.POST.get("form") == "backend":
-        _editor_only(request)
+        if not can_edit_backends(request.user):
+            raise PermissionDenied("Changing how an expert is served needs the expert-backend permission.")
         form = ExpertBackendForm(get_object_or_404(Expert, name=request.POST.get("name", "")), request.POST)
         if form.save(request.user):
             messages.success(request, f"Saved how {form.expert.name} is served.")

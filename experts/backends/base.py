@@ -33,17 +33,21 @@ class BackendConfig:
     bytes_per_parameter: float = 2.0
     preset: str = "sn40l-16"       # simulated: hwsim machine preset name
     time_scale: float = 1.0        # simulated: wall seconds per simulated second (0 = no sleeping)
+    normal_max_tokens: int = 1024  # the answer length the timeouts are sized for (breakers: see dispatch)
 
 
 class BackendError(Exception):
     """A failed call to an expert.  `retryable` is only meaningful before the first token;
-    `retry_after` (seconds, already capped) is the upstream's Retry-After hint, if any."""
+    `retry_after` (seconds, already capped) is the upstream's Retry-After hint, if any.
+    `message` may reach API callers, so it never carries what the upstream said or where it lives (an error body or
+    URL would make the product an echo of internal hosts); `detail` has that, for the server log only."""
 
-    def __init__(self, message, *, kind, status=None, retryable=False, retry_after=None):
+    def __init__(self, message, *, kind, status=None, retryable=False, retry_after=None, detail=""):
         if kind not in ERROR_KINDS:
             raise ValueError(f"unknown BackendError kind {kind!r}; kinds: {ERROR_KINDS}")
         super().__init__(message)
         self.message = str(message)
+        self.detail = str(detail)
         self.kind = kind
         self.status = status
         self.retryable = retryable

@@ -5,13 +5,17 @@ it gets 1 + max_retries attempts, with exponential backoff and jitter between re
 least the upstream's Retry-After).  An attempt succeeds when its first delta arrives within
 first_token_timeout_s; from then on the answer belongs to that expert: a later failure is raised from
 `Opened.rest` and never retried or handed to a fallback, because the client has already seen text.
-Failures count against the expert's breaker, except bad_request (the caller's fault).  A candidate given
+Failures count against the expert's breaker only when they are the expert's own: never a bad_request, and never a
+timeout of a request that asked for more than the answer length the expert's timeouts are sized for
+(``config.normal_max_tokens``) — otherwise one caller with an absurd ``max_tokens`` could open a breaker for everyone.
+Each failure's ``detail`` (what the upstream said, where it lives) goes to the log, never to the caller.  A candidate given
 as (name, BackendError) — its backend could not even be built — is one failed attempt, its breaker untouched,
 so the fallback reason and the attempts say why the next candidate answered.
 """
 from __future__ import annotations
 
 import asyncio
+import logging
 import random
 import time
 from dataclasses import dataclass, field
@@ -21,6 +25,24 @@ from .base import Backend, BackendError, Completion, Delta
 from .breaker import BreakerBoard
 
 MAX_BACKOFF_S = 5.0
+log = logging.getLogger(__name__)
+
+
+def caller_caused(error: BackendError, config, gen_kwargs: dict) -> bool:
+    """Did the caller, not the expert, cause ``error``? (Then it says nothing about the expert's health.)"""
+    if error.kind == "bad_request":
+        return True
+    asked = gen_kwargs.get("max_tokens")
+    return error.kind == "timeout" and asked is not None and asked > config.normal_max_tokens
+
+
+def _judge(breaker, error: BackendError, name: str, config, gen_kwargs: dict):
+    """Count ``error`` against the expert's breaker unless the caller caused it; log what the upstream said."""
+    log.warning("expert %s failed (%s): %s", name, error.kind, error.detail or error.message)
+    if caller_caused(error, config, gen_kwargs):
+        breaker.release()
+    else:
+        breaker.record_failure()
 
 
 @dataclass
@@ -73,20 +95,20 @@ def backoff_delay(retry: int, base: float, retry_after: float | None = None) -> 
     return max(delay, retry_after or 0.0)
 
 
-async def _rest(name: str, agen, breakers: BreakerBoard):
-    """The remaining deltas; a mid-stream failure still counts against the expert's breaker."""
+async def _rest(name: str, agen, breakers: BreakerBoard, config, gen_kwargs: dict):
+    """The remaining deltas; a mid-stream failure of the expert's own still counts against its breaker."""
     try:
         async for delta in agen:
             yield delta
     except BackendError as exc:
-        if exc.kind != "bad_request":
-            breakers.get(name).record_failure()
+        _judge(breakers.get(name), exc, name, config, gen_kwargs)
         raise
     finally:
         await agen.aclose()
 
 
-async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, max_retries, backoff_s, sleep):
+async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, max_retries, backoff_s, sleep,
+                         gen_kwargs):
     """The retry / breaker / fallback loop shared by streaming and whole answers (see the module docstring).
     ``start_attempt(name, backend)`` → awaitable of the attempt's result; returns (index, name, result, attempts,
     fallback reason, ms to success)."""
@@ -95,6 +117,7 @@ async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, m
     fallback_reason = ""
     for index, (name, backend) in enumerate(candidates):
         if isinstance(backend, BackendError):
+            log.warning("expert %s cannot be built (%s): %s", name, backend.kind, backend.detail or backend.message)
             attempts.append(Attempt(name, False, backend.kind, backend.message))
             if index == 0:
                 fallback_reason = backend.kind
@@ -125,10 +148,7 @@ async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, m
                 return index, name, result, attempts, fallback_reason if index else "", (now - start) * 1e3
             attempts.append(Attempt(name, False, error.kind, error.message, (time.perf_counter() - t0) * 1e3))
             reason = error.kind
-            if error.kind == "bad_request":
-                breaker.release()
-            else:
-                breaker.record_failure()
+            _judge(breaker, error, name, cfg, gen_kwargs)
             if not error.retryable or attempt == retries:
                 break
             await sleep(backoff_delay(attempt, base, error.retry_after))
@@ -155,9 +175,11 @@ async def open_stream(candidates: list[tuple[str, Backend | BackendError]], mess
             await agen.aclose()
             raise
 
-    _, name, (agen, first), attempts, reason, ms = await _first_success(
-        candidates, first_delta, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep)
-    return Opened(name, reason, attempts, first, ms, _rest(name, agen, breakers))
+    index, name, (agen, first), attempts, reason, ms = await _first_success(
+        candidates, first_delta, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep,
+        gen_kwargs=gen_kwargs)
+    return Opened(name, reason, attempts, first, ms,
+                  _rest(name, agen, breakers, candidates[index][1].config, gen_kwargs))
 
 
 async def complete_first(candidates: list[tuple[str, Backend | BackendError]], messages, *, breakers: BreakerBoard,
@@ -178,7 +200,8 @@ async def complete_first(candidates: list[tuple[str, Backend | BackendError]], m
                                kind="timeout", retryable=True) from None
 
     _, name, done, attempts, reason, ms = await _first_success(
-        candidates, whole, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep)
+        candidates, whole, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep,
+        gen_kwargs=gen_kwargs)
     return Opened(name, reason, attempts, Delta(done.text, done.finish_reason, done.usage), ms, _empty()), done
 
 

@@ -46,12 +46,12 @@ def load(path: str, device: str = "cpu") -> _Loaded:
         loaded = _models.get(key)
         if loaded is None:
             if not os.path.isdir(path):
-                raise BackendError(f"model directory {path!r} does not exist", kind="config")
+                raise BackendError("the model directory does not exist", kind="config", detail=path)
             try:
                 tokenizer = AutoTokenizer.from_pretrained(path, local_files_only=True)
                 model = AutoModelForCausalLM.from_pretrained(path, local_files_only=True).to(device).eval()
             except Exception as exc:  # any failure to load is a configuration problem for the operator
-                raise BackendError(f"cannot load the model in {path!r}: {exc}", kind="config") from None
+                raise BackendError("cannot load the model", kind="config", detail=f"{path}: {exc}") from None
             loaded = _models[key] = _Loaded(tokenizer, model)
         return loaded
 
@@ -187,8 +187,8 @@ class TransformersBackend(Backend):
             await self._wait_done(queue)
         if "error" in result:
             exc = result["error"]
-            raise BackendError(f"expert {cfg.expert!r}: generation failed: {type(exc).__name__}: {exc}",
-                               kind="upstream")
+            raise BackendError(f"expert {cfg.expert!r}: generation failed ({type(exc).__name__})", kind="upstream",
+                               detail=str(exc))
         produced = result.get("completion_tokens", 0)
         if finish is None:
             finish = "length" if produced >= kwargs["max_new_tokens"] else "stop"

@@ -125,7 +125,7 @@ class OpenAIBackend(Backend):
         super().__init__(config)
         if not config.base_url.startswith(("http://", "https://")):
             raise BackendError(f"expert {config.expert!r}: an openai backend needs base_url starting with http:// or "
-                               f"https:// (e.g. http://vllm:8000/v1), got {config.base_url!r}", kind="config")
+                               f"https:// (e.g. http://vllm:8000/v1)", kind="config", detail=repr(config.base_url))
         self.url = config.base_url.rstrip("/") + "/chat/completions"
         self.headers = {"Authorization": f"Bearer {config.api_key}"} if config.api_key else {}
         self.timeout = httpx.Timeout(connect=config.connect_timeout_s, read=config.timeout_s,
@@ -143,26 +143,31 @@ class OpenAIBackend(Backend):
         return body
 
     def _transport_error(self, exc: Exception, *, streaming: bool = False, retryable: bool = True) -> BackendError:
-        name = self.config.expert
+        name, detail = self.config.expert, f"{self.url}: {type(exc).__name__}: {exc}"
         if isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout)):
-            return BackendError(f"cannot connect to expert {name!r} at {self.config.base_url}: {exc}",
-                                kind="connection", retryable=True)
+            return BackendError(f"cannot connect to expert {name!r}", kind="connection", retryable=True, detail=detail)
         if isinstance(exc, httpx.TimeoutException):
             return BackendError(f"expert {name!r} timed out: {type(exc).__name__}", kind="timeout",
-                                retryable=retryable)
+                                retryable=retryable, detail=detail)
         what = "the stream broke" if streaming else "the request failed"
-        return BackendError(f"expert {name!r}: {what}: {type(exc).__name__}: {exc}", kind="connection",
-                            retryable=retryable)
+        return BackendError(f"expert {name!r}: {what} ({type(exc).__name__})", kind="connection",
+                            retryable=retryable, detail=detail)
 
     def _status_error(self, status: int, body: bytes, retry_after: str | None) -> BackendError:
-        message = _upstream_message(body) or f"HTTP {status}"
+        """The upstream's error, without its body (logged as ``detail``): a caller must not read what an upstream —
+        or an internal host a base URL points at — answered."""
+        name, detail = self.config.expert, f"{self.url} answered HTTP {status}: {_upstream_message(body)}"
         if status == 429 or status >= 500:
-            return BackendError(f"expert {self.config.expert!r} answered HTTP {status}: {message}", kind="upstream",
-                                status=status, retryable=True, retry_after=_retry_after(retry_after))
+            return BackendError(f"expert {name!r} answered HTTP {status}", kind="upstream", status=status,
+                                retryable=True, retry_after=_retry_after(retry_after), detail=detail)
         if status in (401, 403):  # our key for the upstream is wrong or missing: the operator's to fix, not the caller's
-            return BackendError(f"expert {self.config.expert!r} refused our credentials (HTTP {status}): {message}",
-                                kind="config", status=status)
-        return BackendError(message, kind="bad_request", status=status)
+            return BackendError(f"expert {name!r} refused our credentials (HTTP {status})", kind="config",
+                                status=status, detail=detail)
+        if status < 400:  # a redirect: never followed (it could lead anywhere), so the expert is misconfigured
+            return BackendError(f"expert {name!r} answered with a redirect (HTTP {status}), which is not followed",
+                                kind="config", status=status, detail=detail)
+        return BackendError(f"expert {name!r} refused the request (HTTP {status})", kind="bad_request",
+                            status=status, detail=detail)
 
     def _usage(self, usage, messages, text: str) -> dict:
         if isinstance(usage, dict) and "completion_tokens" in usage:
@@ -182,7 +187,7 @@ class OpenAIBackend(Backend):
         try:
             async with asyncio.timeout_at(first_end):
                 response = await client.send(request, stream=True)
-                if response.status_code >= 400:
+                if response.status_code >= 300:
                     try:
                         raw = await response.aread()
                     finally:
@@ -219,11 +224,11 @@ class OpenAIBackend(Backend):
                 try:
                     chunk = json.loads(data)
                 except ValueError:
-                    raise BackendError(f"expert {cfg.expert!r} sent a malformed chunk: {data[:200]!r}",
-                                       kind="upstream", retryable=not parts) from None
+                    raise BackendError(f"expert {cfg.expert!r} sent a malformed chunk", kind="upstream",
+                                       retryable=not parts, detail=repr(data[:300])) from None
                 if chunk.get("error"):
-                    raise BackendError(f"expert {cfg.expert!r} failed mid-stream: "
-                                       f"{_upstream_message(data.encode())}", kind="upstream", retryable=not parts)
+                    raise BackendError(f"expert {cfg.expert!r} failed mid-stream", kind="upstream",
+                                       retryable=not parts, detail=_upstream_message(data.encode()))
                 usage = chunk.get("usage") or usage
                 for choice in chunk.get("choices") or ():
                     if choice.get("index", 0) != 0:
@@ -265,13 +270,13 @@ class OpenAIBackend(Backend):
                                retryable=True) from None
         except httpx.HTTPError as exc:
             raise self._transport_error(exc) from exc
-        if response.status_code >= 400:
+        if response.status_code >= 300:
             raise self._status_error(response.status_code, response.content, response.headers.get("retry-after"))
         try:
             data = response.json()
             choice = data["choices"][0]
             text = (choice.get("message") or {}).get("content") or ""
         except (ValueError, KeyError, IndexError, TypeError, AttributeError):
-            raise BackendError(f"expert {cfg.expert!r} sent a malformed completion: {response.text[:200]!r}",
-                               kind="upstream", retryable=True) from None
+            raise BackendError(f"expert {cfg.expert!r} sent a malformed completion", kind="upstream",
+                               retryable=True, detail=repr(response.text[:300])) from None
         return Completion(text, choice.get("finish_reason") or "stop", self._usage(data.get("usage"), messages, text))

@@ -4,13 +4,29 @@ import pytest
 
 @pytest.fixture
 def editor(db):
-    """A user with the edit-map permission (not staff)."""
+    """A user with the edit-map permission (not staff), who may not change expert backends."""
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
 
     u = get_user_model().objects.create_user("editor", password="editor-pass-123")
     u.user_permissions.add(Permission.objects.get(codename="edit_map"))
     return u
+
+
+@pytest.fixture
+def backend_admin(db):
+    """A backend administrator (the Backend admins role: map editing plus expert backends)."""
+    from tests.conftest import make_user
+
+    return make_user("backend-admin", "Backend admins")
+
+
+@pytest.fixture
+def upstreams(settings):
+    """Outbound rules that admit the hosts these tests name (vllm, this machine) and COE_KEY_* key variables."""
+    settings.COE_UPSTREAM_ALLOWED_HOSTS = ["vllm", "127.0.0.1", "localhost"]
+    settings.COE_API_KEY_ENV_PREFIX = "COE_KEY_"
+    return settings
 
 SENTENCES = ["the quick brown fox jumps over the lazy dog", "a tiny model writes tiny words",
              "hello world from the test suite", "user assistant system says hello",

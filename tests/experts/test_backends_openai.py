@@ -131,28 +131,29 @@ async def test_429_retry_after_is_honoured_up_to_a_cap(fake, pool):
 
 
 @pytest.mark.asyncio
-async def test_400_is_not_retried_and_the_upstream_message_surfaces(fake, pool):
+async def test_400_is_not_retried_and_the_upstream_message_is_logged_not_returned(fake, pool):
     fake.behaviour.update(mode="error", status=400, error_message="max_tokens is too large: 99999")
     with pytest.raises(BackendError) as err:
         await collect(make_backend(config(fake)))
     assert (err.value.kind, err.value.status, err.value.retryable) == ("bad_request", 400, False)
-    assert "max_tokens is too large: 99999" in str(err.value)
+    assert "max_tokens is too large: 99999" in err.value.detail  # for the server log
+    assert "too large" not in err.value.message and "HTTP 400" in err.value.message  # what a caller may read
 
     fake.reset(mode="error", status=400, error_message="bad temperature")
     board = BreakerBoard(failure_threshold=1)
     with pytest.raises(BackendError) as err:
         await open_stream([("alpha", make_backend(config(fake)))], MSGS, breakers=board)
     assert len(fake.requests) == 1
-    assert "bad temperature" in str(err.value)
+    assert "bad temperature" not in str(err.value) and "HTTP 400" in str(err.value)
     assert board.get("alpha").state == "closed"
 
 
 @pytest.mark.asyncio
-async def test_wrong_api_key_is_a_401_with_the_upstream_message(fake, pool):
+async def test_wrong_api_key_is_a_401_with_the_upstream_message_in_the_log(fake, pool):
     with pytest.raises(BackendError) as err:
         await collect(make_backend(config(fake, api_key="sk-wrong")))
-    assert err.value.status == 401 and "Incorrect API key" in err.value.message
-    assert "sk-wrong" not in str(err.value)
+    assert err.value.status == 401 and "Incorrect API key" in err.value.detail
+    assert "Incorrect API key" not in err.value.message and "sk-wrong" not in str(err.value)
 
 
 @pytest.mark.asyncio

@@ -12,8 +12,8 @@ pytestmark = pytest.mark.django_db
 NAME = "llama-3.1-70b-instruct"  # a dotted name: the URL and validation must accept it
 
 
-def call(user, method, url, body=None):
-    client = Client(headers={"Authorization": f"Bearer {issue_token(user=user.username)[0]}"})
+def call(user, method, url, body=None, scopes=("read", "map:write", "admin")):
+    client = Client(headers={"Authorization": f"Bearer {issue_token(user=user, scopes=scopes)[0]}"})
     if method == "get":
         return client.get(url)
     return client.patch(url, data=json.dumps(body), content_type="application/json")
@@ -28,15 +28,15 @@ def test_list_shows_every_expert_with_its_backend_and_breaker(user):
     assert first["breaker"] == {"state": "closed"}
 
 
-def test_patch_sets_an_openai_backend_and_never_shows_the_key(editor, monkeypatch):
-    monkeypatch.setenv("VLLM_KEY", "sk-secret-value")
-    r = call(editor, "patch", f"/api/experts/{NAME}", {"backend": {
+def test_patch_sets_an_openai_backend_and_never_shows_the_key(backend_admin, upstreams, monkeypatch):
+    monkeypatch.setenv("COE_KEY_VLLM", "sk-secret-value")
+    r = call(backend_admin, "patch", f"/api/experts/{NAME}", {"backend": {
         "kind": "openai", "base_url": "http://vllm:8000/v1", "upstream_model": "meta-llama/Llama-3.1-70B-Instruct",
-        "api_key_env": "VLLM_KEY", "timeout_s": 30, "max_retries": 1}})
+        "api_key_env": "COE_KEY_VLLM", "timeout_s": 30, "max_retries": 1}})
     assert r.status_code == 200, r.content
     backend = r.json()["backend"]
     assert (backend["kind"], backend["base_url"], backend["api_key_env"], backend["api_key_set"]) == \
-        ("openai", "http://vllm:8000/v1", "VLLM_KEY", True)
+        ("openai", "http://vllm:8000/v1", "COE_KEY_VLLM", True)
     assert "sk-secret-value" not in r.content.decode()
     expert = Expert.objects.get(name=NAME)
     assert (expert.backend, expert.timeout_s, expert.max_retries) == ("openai", 30, 1)
@@ -55,8 +55,8 @@ def test_patch_sets_an_openai_backend_and_never_shows_the_key(editor, monkeypatc
     ({"api_key": "sk-x"}, "API keys are not stored"),
     ({"colour": "blue"}, "unknown field"),
 ])
-def test_patch_rejects_bad_settings_with_a_clear_message(editor, body, message):
-    r = call(editor, "patch", f"/api/experts/{NAME}", body)
+def test_patch_rejects_bad_settings_with_a_clear_message(backend_admin, upstreams, body, message):
+    r = call(backend_admin, "patch", f"/api/experts/{NAME}", body)
     assert r.status_code == 400 and message in r.json()["error"]["message"]
     assert Expert.objects.get(name=NAME).backend == "simulated"  # nothing saved
 

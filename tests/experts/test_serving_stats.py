@@ -115,12 +115,12 @@ def test_breakers_merge_every_process_and_the_worst_state_wins(breaker_cache):
 
 
 @pytest.mark.django_db
-def test_dashboard_snapshot_carries_the_serving_panel(breaker_cache):
+def test_dashboard_snapshot_carries_the_serving_panel(breaker_cache, user):
     from routing.selectors import dashboard_snapshot
 
     cache.set("breakers:index", ["p1"])
     cache.set("breakers:p1", {"at": time.time(), "experts": {A: {"state": "open", "failures": 5, "retry_in_s": 9}}})
     call("ok", A, A, ttft=3.0, total=30.0)
-    serving = dashboard_snapshot()["serving"]
+    serving = dashboard_snapshot(user)["serving"]
     assert serving["breakers"][A]["state"] == "open"
     assert next(e for e in serving["experts"] if e["name"] == A)["calls"] == 1

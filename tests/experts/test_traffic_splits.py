@@ -121,7 +121,7 @@ def test_audit_records_split_changes(user):
 
 
 def api(user, method, url, body=None):
-    headers = {"Authorization": f"Bearer {issue_token(user=user.username)[0]}"}
+    headers = {"Authorization": f"Bearer {issue_token(user=user, scopes=['read', 'map:write'])[0]}"}
     if method == "get":
         return Client().get(url, headers=headers)
     return Client().post(url, data=json.dumps(body), content_type="application/json", headers=headers)
