@@ -2,6 +2,7 @@
 import asyncio
 import gc
 import shutil
+import threading
 import time
 import weakref
 
@@ -62,7 +63,22 @@ async def test_stop_strings_cut_the_text(tiny_model):
 @pytest.mark.asyncio
 async def test_generation_does_not_block_the_event_loop_and_runs_one_at_a_time(tiny_model):
     backend = make_backend(config(tiny_model))
-    await collect(backend, max_tokens=2)  # load outside the measurement
+    alone = await collect(backend, max_tokens=40, temperature=0)  # also loads the model outside the measurement
+    model = load(tiny_model).model
+    generate, active, most = model.generate, 0, 0
+    overlap = threading.Lock()
+
+    def counted_generate(*args, **kwargs):  # how many generations run inside the model at once
+        nonlocal active, most
+        with overlap:
+            active += 1
+            most = max(most, active)
+        try:
+            return generate(*args, **kwargs)
+        finally:
+            with overlap:
+                active -= 1
+
     ticks = 0
     running = True
 
@@ -72,13 +88,17 @@ async def test_generation_does_not_block_the_event_loop_and_runs_one_at_a_time(t
             ticks += 1
             await asyncio.sleep(0.001)
 
-    task = asyncio.create_task(ticker())
-    results = await asyncio.gather(*[collect(backend, max_tokens=40, temperature=0) for _ in range(3)])
-    running = False
-    await task
-    assert ticks > 5
-    texts = ["".join(d.text for d in r) for r in results]
-    assert texts[0] == texts[1] == texts[2]  # the per-model lock kept generations from interfering
+    model.generate = counted_generate
+    try:
+        task = asyncio.create_task(ticker())
+        results = await asyncio.gather(*[collect(backend, max_tokens=40, temperature=0) for _ in range(3)])
+        running = False
+        await task
+    finally:
+        del model.generate
+    assert ticks > 5  # the loop kept running while the model generated
+    assert most == 1  # three concurrent requests, one generation at a time (the per-model lock)
+    assert all(r == alone for r in results)  # each got the whole answer it gets alone
 
 
 @pytest.mark.asyncio
