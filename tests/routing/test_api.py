@@ -82,10 +82,20 @@ def test_size_limit_is_configurable(user, active_router, settings):
     assert post(client, {"prompt": "x" * 100}).status_code == 200
 
 
-def test_default_limit_is_32kb(user, active_router):
+def test_default_limit_is_32kb_counted_in_utf8_bytes(user, active_router, settings):
+    assert settings.COE_ROUTE_MAX_BYTES == 32768, "COE_ROUTE_MAX_BYTES is set in the environment: unset it"
     client = Client()
     client.force_login(user)
-    assert post(client, {"prompt": "word " * 6600}).status_code == 400
+    at_limit = post(client, {"prompt": "word " * 6553 + "abc"})  # 32,768 bytes
+    assert at_limit.status_code == 200 and at_limit.json()["category"]
+    over = post(client, {"prompt": "word " * 6553 + "abcd"})
+    assert over.status_code == 400 and "32769 bytes; the limit is 32768 bytes" in over.json()["error"]["message"]
+    # characters are not bytes: 'é' is 2 bytes and '€' 3 in UTF-8
+    assert post(client, {"prompt": "é" * 16384}).status_code == 200  # 16,384 characters, 32,768 bytes
+    two_byte = post(client, {"prompt": "é" * 16385})  # 16,385 characters, far under 32,768, but 32,770 bytes
+    assert two_byte.status_code == 400 and "32770 bytes" in two_byte.json()["error"]["message"]
+    assert post(client, {"prompt": "€" * 10923}).status_code == 400  # 32,769 bytes
+    assert RoutingDecision.objects.count() == 2  # the refused prompts were not routed
 
 
 def test_get_is_405(user):
