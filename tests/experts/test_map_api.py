@@ -71,8 +71,16 @@ def test_user_without_permission_gets_403(user):
 def test_staff_may_edit_without_the_permission(user):
     user.is_staff = True
     user.save()
+    assert not user.has_perm("experts.edit_map")  # staff, but never granted the permission
     new = {**current_map().assignments, "math": "gemma-2-27b-it"}
-    assert call(user, "post", "/api/map", {"base_version": 1, "assignments": new}).status_code == 200
+    r = call(user, "post", "/api/map", {"base_version": 1, "assignments": new, "note": "staff edit"})
+    assert r.status_code == 200
+    assert (r.json()["version"], r.json()["author"], r.json()["assignments"]) == (2, "operator", new)
+    version = MapVersion.objects.get(number=2)
+    assert (version.author, version.note) == (user, "staff edit")
+    assert {a.category.name: a.expert.name for a in version.assignments.all()} == new
+    assert current_map().version == 2 and current_map().assignments == new
+    assert AuditEntry.objects.filter(actor=user, action="publish").count() == 1
 
 
 def test_rollback(editor):
