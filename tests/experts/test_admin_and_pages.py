@@ -52,6 +52,7 @@ def test_admin_snapshots_are_read_only(staff):
     page = c.get(f"/admin/experts/mapversion/{MapVersion.objects.get(number=1).pk}/change/")
     assert page.status_code == 200 and b'name="note"' not in page.content
     assert c.post(f"/admin/experts/mapversion/{MapVersion.objects.get(number=1).pk}/delete/").status_code == 403
+    assert MapVersion.objects.filter(number=1).exists()
 
 
 def test_admin_rollback_action(staff):

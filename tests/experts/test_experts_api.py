@@ -62,7 +62,9 @@ def test_patch_rejects_bad_settings_with_a_clear_message(backend_admin, upstream
 
 
 def test_patch_needs_permission_and_an_existing_expert(user, editor):
-    assert call(user, "patch", f"/api/experts/{NAME}", {"enabled": True}).status_code == 403
+    assert Expert.objects.get(name=NAME).enabled
+    assert call(user, "patch", f"/api/experts/{NAME}", {"enabled": False}).status_code == 403
+    assert Expert.objects.get(name=NAME).enabled  # refused means unchanged
     assert call(editor, "patch", "/api/experts/no-such-expert", {"enabled": True}).status_code == 404
     assert Client().get("/api/experts").status_code == 401
 

@@ -52,7 +52,8 @@ def test_session_needs_csrf(user, active_router):
     assert r.status_code == 403 and "CSRF" in r.json()["error"]["message"]
     client.get("/")  # sets the csrftoken cookie
     r = post(client, {"prompt": "hello"}, X_CSRFToken=client.cookies["csrftoken"].value)
-    assert r.status_code == 200
+    assert r.status_code == 200 and r.json()["prompt"] == "hello"
+    assert RoutingDecision.objects.count() == 1  # the refused request routed nothing
 
 
 @pytest.mark.parametrize("body, message", [

@@ -150,6 +150,7 @@ def test_upload_page_pastes_prompts_and_explains_the_policy(inline, client_in, a
 
 def test_api_needs_authentication_and_valid_format(client, inline, user, active_router):
     assert client.post("/api/batches", {"prompts": ["a"]}, content_type="application/json").status_code == 401
+    assert not Batch.objects.exists()
     assert client.get("/api/batches/1").status_code == 401
     client.force_login(user)
     assert client.get("/api/batches/999").status_code == 404
