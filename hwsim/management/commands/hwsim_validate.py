@@ -65,7 +65,8 @@ class Command(BaseCommand):
             for c in coe if o["coe"] else []:
                 self.stdout.write(f"info  {c['machine']:9s} batch {c['batch_ms']:7.1f} ms, hit rate "
                                   f"{c['hbm_hit_rate']:.2f}; per pair: route {c['route_ms']:.1f}, switch "
-                                  f"{c['switch_ms']:.1f}, prefill {c['prefill_ms']:.1f}, decode {c['decode_ms']:.1f} ms")
+                                  f"{c['switch_ms']:.1f}, prefill {c['prefill_ms']:.1f}, "
+                                  f"decode {c['decode_ms']:.1f} ms")
         missed = [r["target"] for r in rows if not r["passed"]]
         if missed:
             raise CommandError(f"{len(missed)} of {len(rows)} validation rows missed: {'; '.join(missed)}")
