@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.skip_report import pytest_sessionfinish, pytest_terminal_summary  # noqa: F401  (hooks)
+
 SHARED_DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
 
 
