@@ -1,6 +1,7 @@
 """A small decorator for JSON API views: method check, auth (session + CSRF, or Bearer token), JSON errors."""
 import functools
 import json
+import re
 
 from django.http import JsonResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -47,17 +48,47 @@ def authenticate(request, scope="read"):
             raise ApiError(403, "CSRF check failed: send the X-CSRFToken header with session authentication.")
 
 
+MAX_JSON_DEPTH = 32
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _no_constant(name):
+    raise ValueError(f"Request body is not valid JSON: {name} is not a number JSON allows.")
+
+
+def _check_values(value, depth=0):
+    """Refuse what no field can store: NUL characters and unpaired surrogates in text (PostgreSQL and UTF-8 cannot
+    hold them), and nesting deeper than MAX_JSON_DEPTH (no API takes more than a few levels)."""
+    if depth > MAX_JSON_DEPTH:
+        raise ValueError(f"Request body is nested more than {MAX_JSON_DEPTH} levels deep.")
+    if isinstance(value, str):
+        match = _BAD_TEXT.search(value)
+        if match:
+            what = "a NUL character" if match.group() == "\x00" else "an unpaired surrogate (invalid Unicode)"
+            raise ValueError(f"Request body contains text with {what}.")
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            _check_values(key, depth + 1)
+            _check_values(item, depth + 1)
+    elif isinstance(value, list):
+        for item in value:
+            _check_values(item, depth + 1)
+
+
 def parse_json_object(raw):
     """Bytes → a JSON object (dict), or ValueError with a message a client can act on (shared by every API)."""
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = json.loads(raw.decode("utf-8"), parse_constant=_no_constant)
     except UnicodeDecodeError:
         raise ValueError("Request body is not valid UTF-8.") from None
     except json.JSONDecodeError as exc:
         raise ValueError(f"Request body is not valid JSON: {exc.msg} (line {exc.lineno}, column {exc.colno}).") \
             from None
+    except RecursionError:
+        raise ValueError(f"Request body is nested more than {MAX_JSON_DEPTH} levels deep.") from None
     if not isinstance(data, dict):
         raise ValueError("Request body must be a JSON object.")
+    _check_values(data)
     return data
 
 

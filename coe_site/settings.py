@@ -45,6 +45,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "coe_site.errors.ErrorsMiddleware",  # JSON errors on API paths, 503 in outages, NUL characters refused
     "coe_site.static_middleware.StaticFilesMiddleware",  # WhiteNoise, async-capable
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -52,7 +53,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "coe_site.errors.ContentSecurityPolicyMiddleware",
     "axes.middleware.AxesMiddleware",  # last: it answers locked-out logins
 ]
 
@@ -114,6 +115,9 @@ if REDIS_URL:
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 
+# The reconciler (Celery beat in distributed mode, the embedded runner otherwise) runs every COE_RECONCILE_EVERY_S
+# and wakes a worker again for pending work whose last wake-up is older than COE_RECONCILE_IDLE_S (below).
+COE_RECONCILE_EVERY_S = env.float("COE_RECONCILE_EVERY_S", default=30.0)
 # Embedded mode runs each task eagerly in the process that enqueues it: no broker to install, and the work still
 # goes through the same task functions the distributed workers run.
 CELERY_TASK_ALWAYS_EAGER = EMBEDDED
@@ -124,7 +128,8 @@ CELERY_RESULT_BACKEND = "django-db"
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
-CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = False  # a worker whose broker is unreachable stops (preflight says why)
+CELERY_BEAT_SCHEDULE = {"reconcile": {"task": "coe.reconcile", "schedule": COE_RECONCILE_EVERY_S}}
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 
@@ -206,8 +211,14 @@ COE_BATCH_MAX_BYTES = env.int("COE_BATCH_MAX_BYTES", default=20 * 1024 * 1024)
 COE_BATCH_MAX_PROMPTS = env.int("COE_BATCH_MAX_PROMPTS", default=100_000)
 COE_BATCH_CHUNK_SIZE = env.int("COE_BATCH_CHUNK_SIZE", default=256)
 COE_CHUNK_STALE_S = env.float("COE_CHUNK_STALE_S", default=120.0)
+COE_CHUNK_MAX_ATTEMPTS = env.int("COE_CHUNK_MAX_ATTEMPTS", default=5)  # then the chunk fails, with the reason
+COE_TRAINING_STALE_S = env.float("COE_TRAINING_STALE_S", default=300.0)
+COE_RECONCILE_IDLE_S = env.float("COE_RECONCILE_IDLE_S", default=60.0)
 COE_BATCH_QUEUE = env("COE_BATCH_QUEUE", default="celery")
-COE_BATCH_EAGER_IN_THREAD = env.bool("COE_BATCH_EAGER_IN_THREAD", default=True)  # embedded: don't block the upload
+# Embedded mode: background jobs (batches, retraining, simulations) run on this many threads of the web process;
+# COE_JOBS_IN_BACKGROUND=0 runs them inline when their transaction commits (tests, one-shot commands).
+COE_EMBEDDED_WORKERS = env.int("COE_EMBEDDED_WORKERS", default=2)
+COE_JOBS_IN_BACKGROUND = env.bool("COE_JOBS_IN_BACKGROUND", default=True)
 # Serving (experts answer; /v1 endpoint): requests per minute per API token or user; the expert that answers when
 # the chosen one fails (blank = the expert mapped to `general`); circuit breaker: consecutive failures to open, seconds
 # before one trial call; how many answers a batch chunk asks for at once.

@@ -13,6 +13,10 @@ urlpatterns = [
     path("v1/models", openai_api.models_view, name="v1-models"),
     path("hwsim/", include("hwsim.urls")),
     path("designer/", include("designer.urls")),
+    path("", include("access.urls")),
     path("", include("experts.urls")),
     path("", include("routing.urls")),
 ]
+
+handler404 = "coe_site.errors.not_found"
+handler500 = "coe_site.errors.server_error"

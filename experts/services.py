@@ -2,6 +2,8 @@
 
 Every edit path — the in-app editor, Django admin and the JSON API — calls these functions.
 """
+import math
+
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.db import IntegrityError, transaction
@@ -176,26 +178,40 @@ def rollback_map(version_number, user=None, note="", base_version=None):
                        rolled_back_from=version_number, splits=dict(old.splits))
 
 
+# field → (kind, low, high): what each expert setting may hold. Numbers must be finite (JSON's NaN and Infinity, or
+# strings, would pass a naive "> 0" and break every answer or the simulator later).
+EXPERT_NUMBERS = {
+    "parameters": ("int", 1, 10**15), "active_parameters": ("int?", 1, 10**15),
+    "bytes_per_parameter": ("num", 0.125, 8), "context_length": ("int", 1, 10**8),
+    "timeout_s": ("num", 0.001, 86_400), "connect_timeout_s": ("num", 0.001, 3600),
+    "first_token_timeout_s": ("num", 0.001, 86_400), "max_retries": ("int", 0, 10),
+    "sim_time_scale": ("num", 0, 1000),
+}
+EXPERT_TEXT = ("model_id", "description", "backend", "base_url", "upstream_model", "api_key_env", "model_path",
+               "device", "sim_preset")
+
+
+def _finite_number(value, kind):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        return False
+    return kind == "num" or isinstance(value, int)
+
+
 def _expert_values(data):
-    values = {}
-    for field in EXPERT_FIELDS:
-        if field in data:
-            values[field] = data[field]
-    if "parameters" in values and (not isinstance(values["parameters"], int) or values["parameters"] <= 0):
-        raise MapError("parameters must be a positive integer.")
-    if values.get("bytes_per_parameter") is not None and float(values["bytes_per_parameter"]) <= 0:
-        raise MapError("bytes_per_parameter must be positive.")
-    for field in ("timeout_s", "connect_timeout_s", "first_token_timeout_s"):
-        if field in values and (isinstance(values[field], bool) or not isinstance(values[field], (int, float))
-                                or values[field] <= 0):
-            raise MapError(f"{field} must be a number of seconds > 0.")
-    if "sim_time_scale" in values and (isinstance(values["sim_time_scale"], bool)
-                                       or not isinstance(values["sim_time_scale"], (int, float))
-                                       or values["sim_time_scale"] < 0):
-        raise MapError("sim_time_scale must be a number ≥ 0.")
-    if "max_retries" in values and (isinstance(values["max_retries"], bool) or not isinstance(values["max_retries"], int)
-                                    or not 0 <= values["max_retries"] <= 10):
-        raise MapError("max_retries must be a whole number from 0 to 10.")
+    """The expert fields in ``data``, each checked for its type and range (MapError naming the field)."""
+    values = {field: data[field] for field in EXPERT_FIELDS if field in data}
+    for field, (kind, low, high) in EXPERT_NUMBERS.items():
+        if field not in values or (kind == "int?" and values[field] is None):
+            continue
+        value = values[field]
+        whole = "a whole number" if kind.startswith("int") else "a number"
+        if not _finite_number(value, kind.rstrip("?")) or not low <= value <= high:
+            raise MapError(f"{field} must be {whole} from {low:g} to {high:g}, not {value!r}.")
+    for field in EXPERT_TEXT:
+        if field in values and not isinstance(values[field], str):
+            raise MapError(f"{field} must be text, not {type(values[field]).__name__}.")
+    if "enabled" in values and not isinstance(values["enabled"], bool):
+        raise MapError("enabled must be true or false.")
     if "generation" in values:
         generation = values["generation"]
         if not isinstance(generation, dict):
@@ -204,6 +220,11 @@ def _expert_values(data):
         if unknown:
             raise MapError(f"unknown generation setting{'s' if len(unknown) > 1 else ''}: {', '.join(unknown)} "
                            f"(known: {', '.join(sorted(GENERATION_KEYS))}).")
+        bad = sorted(k for k, v in generation.items() if k != "stop" and not isinstance(v, bool)
+                     and not _finite_number(v, "num"))
+        if bad or not isinstance(generation.get("stop", []), (str, list)):
+            raise MapError(f"generation settings must be finite numbers (stop: text or a list of texts): "
+                           f"{', '.join(bad) or 'stop'}.")
     return values
 
 

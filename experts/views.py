@@ -29,6 +29,16 @@ def _int(value, default=None):
         return default
 
 
+def _float(value, default=None):
+    """A number typed in a form; text that is not one is passed on for the service to refuse with its message."""
+    if value in (None, ""):
+        return default
+    try:
+        return float(value)
+    except ValueError:
+        return value
+
+
 @login_required
 def editor(request):
     snapshot = selectors.current_map()
@@ -153,7 +163,7 @@ def expert_save(request):
     def act(post):
         data = {"model_id": post.get("model_id", "").strip(), "parameters": _int(post.get("parameters")),
                 "active_parameters": _int(post.get("active_parameters")),
-                "bytes_per_parameter": float(post.get("bytes_per_parameter") or 2),
+                "bytes_per_parameter": _float(post.get("bytes_per_parameter"), 2.0),
                 "context_length": _int(post.get("context_length"), 8192), "enabled": post.get("enabled") == "on",
                 "description": post.get("description", "")}
         if data["parameters"] is None:

@@ -4,3 +4,11 @@ from django.apps import AppConfig
 class RoutingConfig(AppConfig):
     name = "routing"
     verbose_name = "Routing"
+
+    def ready(self):
+        from coe_site import jobs
+
+        from . import services, tasks, training  # noqa: F401  (tasks: registers the Celery tasks by name)
+
+        jobs.register_reconciler(services.reconcile_batches)
+        jobs.register_reconciler(training.reconcile_trainings)

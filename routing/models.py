@@ -79,6 +79,8 @@ class BatchChunk(models.Model):
     claimed_at = models.DateTimeField(null=True, blank=True)
     claimed_by = models.CharField(max_length=80, blank=True, help_text="Claim token: host, pid and a nonce.")
     attempts = models.PositiveSmallIntegerField(default=0)
+    queued_at = models.DateTimeField(null=True, blank=True, help_text="When a worker was last woken for it.")
+    last_error = models.CharField(max_length=300, blank=True, help_text="Why its last attempt did not finish.")
 
     class Meta:
         ordering = ["batch", "index"]
@@ -126,3 +128,33 @@ class RoutingDecision(models.Model):
 
     def __str__(self):
         return f"#{self.pk} {self.category} → {self.expert_id}"
+
+
+class RouterTraining(models.Model):
+    """A request to retrain the router and what became of it. The row, not a broker message, says what is pending:
+    a lost message or a dead worker cannot lose it (the reconciler sends it again), and at most one is active."""
+
+    STATUSES = [("queued", "Queued"), ("running", "Running"), ("done", "Done"), ("failed", "Failed")]
+
+    task_id = models.CharField(max_length=36, unique=True, help_text="Public id: /api/router/retrain/<task_id>.")
+    requested_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL,
+                                     related_name="+")
+    override = models.BooleanField(default=False, help_text="Activate even if it validates worse.")
+    status = models.CharField(max_length=10, choices=STATUSES, default="queued", db_index=True)
+    active = models.BooleanField(default=True, help_text="Queued or running (at most one training is).")
+    progress = models.JSONField(default=list, blank=True, help_text="Candidate classifiers as they finish.")
+    result = models.JSONField(default=dict, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    claimed_by = models.CharField(max_length=80, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [models.UniqueConstraint(fields=["active"], condition=models.Q(active=True),
+                                               name="one_training_at_a_time")]
+
+    def __str__(self):
+        return f"training {self.task_id} ({self.status})"

@@ -14,7 +14,7 @@ from django.db import connection, transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
-from coe_site import realtime
+from coe_site import jobs, realtime
 from experts.selectors import current_map
 
 from .engine import inputs
@@ -25,6 +25,9 @@ from .selectors import NoActiveRouter, active_router, batch_progress, feed_item,
 
 log = logging.getLogger(__name__)
 MAX_STORED_ERRORS = 1000
+ROUTE_CHUNK = "routing.route_chunk"
+COLUMN_LIMITS = {"max_id_chars": RoutingDecision._meta.get_field("external_id").max_length,
+                 "max_label_chars": RoutingDecision._meta.get_field("label").max_length}
 
 
 class RoutingInputError(ValueError):
@@ -166,7 +169,7 @@ def parse_upload(data, filename=""):
     except inputs.InputFormatError as exc:
         raise BatchRejected([_error(exc.line, str(exc).split(": ", 1)[-1])])
     items, errors = inputs.read_items(text, inputs.sniff_format(text, filename), settings.COE_ROUTE_MAX_BYTES,
-                                      settings.COE_BATCH_MAX_PROMPTS)
+                                      settings.COE_BATCH_MAX_PROMPTS, **COLUMN_LIMITS)
     if errors:
         raise BatchRejected([_error(e.line, str(e).split(": ", 1)[-1] if e.line else str(e)) for e in errors])
     return items
@@ -180,53 +183,30 @@ def parse_prompt_list(values):
         raise BatchRejected([_error(0, f"{len(values)} prompts; the limit is {settings.COE_BATCH_MAX_PROMPTS} "
                                        f"(COE_BATCH_MAX_PROMPTS)")])
     lines = [json.dumps(v if isinstance(v, dict) else {"prompt": v}) for v in values]
-    items, errors = inputs.read_items("\n".join(lines), "jsonl", settings.COE_ROUTE_MAX_BYTES)
+    items, errors = inputs.read_items("\n".join(lines), "jsonl", settings.COE_ROUTE_MAX_BYTES, **COLUMN_LIMITS)
     if errors:
         raise BatchRejected([_error(e.line, f"item {e.line}: " + str(e).split(": ", 1)[-1]) for e in errors])
     return items
 
 
 def create_batch(items, name="", user=None, answer=False):
-    """Store a batch and its chunks in one transaction; the chunks are queued for routing once it commits.
-    ``answer``: also ask each prompt's expert for an answer (smaller chunks: an answer takes seconds, a route ms)."""
+    """Store a batch and its chunks in one transaction; workers are woken for the chunks once it commits.
+    ``answer``: also ask each prompt's expert for an answer (smaller chunks: an answer takes seconds, a route ms).
+
+    The pending chunk rows are the outbox: if the wake-up cannot be sent (the broker is down), the upload still
+    stands and the reconciler (reconcile_batches) sends it when it can."""
     size = settings.COE_BATCH_ANSWER_CHUNK_SIZE if answer else settings.COE_BATCH_CHUNK_SIZE
     with transaction.atomic():
         batch = Batch.objects.create(name=name[:200], total=len(items), created_by=user, answer=answer,
                                      labelled=sum(1 for item in items if item[3]))
         chunks = BatchChunk.objects.bulk_create(
-            BatchChunk(batch=batch, index=n, items=[list(item) for item in items[start:start + size]])
+            BatchChunk(batch=batch, index=n, items=[list(item) for item in items[start:start + size]],
+                       queued_at=timezone.now())
             for n, start in enumerate(range(0, len(items), size)))
-        ids = [c.pk for c in chunks]
-        transaction.on_commit(lambda: enqueue_chunks(ids))
+        for chunk in chunks:
+            jobs.enqueue(ROUTE_CHUNK, chunk.pk, queue=settings.COE_BATCH_QUEUE)
         transaction.on_commit(lambda: realtime.dashboard.add_batch(batch_progress(batch)))
     return batch
-
-
-def enqueue_chunks(chunk_ids):
-    """Hand chunks to Celery workers; embedded mode (eager) routes them in a background thread of this process,
-    so a large upload returns at once and the page can watch its progress."""
-    if not settings.CELERY_TASK_ALWAYS_EAGER:
-        from .tasks import route_chunk
-
-        for pk in chunk_ids:
-            route_chunk.apply_async((pk,), queue=settings.COE_BATCH_QUEUE)
-    elif settings.COE_BATCH_EAGER_IN_THREAD:
-        threading.Thread(target=_route_chunks_here, args=(chunk_ids, True), daemon=True,
-                         name="batch-routing").start()
-    else:
-        _route_chunks_here(chunk_ids, False)
-
-
-def _route_chunks_here(chunk_ids, own_connection):
-    try:
-        for pk in chunk_ids:
-            try:
-                process_chunk(pk)
-            except Exception:  # the chunk stays claimed; the log says why
-                log.exception("routing chunk %s failed", pk)
-    finally:
-        if own_connection:
-            connection.close()
 
 
 def claim_chunk(chunk_id):
@@ -241,17 +221,16 @@ def claim_chunk(chunk_id):
 
 
 def process_chunk(chunk_id):
-    """Claim, route and store one chunk. Returns "done", "skipped" (not ours to do), "lost" or "failed".
-
-    The decisions, the chunk's "done" mark and the batch counter are written in one transaction, guarded by the
-    claim token: a worker that was presumed dead and wakes up finds its claim gone and writes nothing.
-    """
+    """Claim, route and store one chunk. Returns "done", "skipped" (not ours to do), "lost" or "failed"."""
     token = claim_chunk(chunk_id)
     return "skipped" if token is None else route_claimed_chunk(chunk_id, token)
 
 
 def route_claimed_chunk(chunk_id, token):
-    """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile."""
+    """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile.
+
+    The decisions, the chunk's "done" mark and the batch counter are written in one transaction, guarded by the
+    claim token: a worker that was presumed dead and wakes up finds its claim gone and writes nothing."""
     chunk = BatchChunk.objects.select_related("batch__created_by").get(pk=chunk_id)
     batch_id = chunk.batch_id
     if Batch.objects.filter(pk=batch_id, status="queued").update(status="running"):
@@ -310,22 +289,65 @@ def finish_batch_if_complete(batch_id):
     return True
 
 
-def requeue_stale_chunks():
-    """Re-send chunks whose claim went stale (a worker died holding them). Returns (requeued, still claimed)."""
-    from .tasks import route_chunk
-
-    stale = timezone.now() - timedelta(seconds=settings.COE_CHUNK_STALE_S)
-    active = BatchChunk.objects.filter(status="claimed", batch__status__in=("queued", "running"))
-    ids = list(active.filter(claimed_at__lt=stale).values_list("pk", flat=True))
-    for pk in ids:
-        route_chunk.apply_async((pk,), queue=settings.COE_BATCH_QUEUE)
-    return len(ids), active.exclude(pk__in=ids).count()
+def note_chunk_error(chunk_id, message):
+    """Say on the chunk why its last attempt did not finish (shown on the batch page). Best effort: the database may
+    be the thing that is down."""
+    try:
+        BatchChunk.objects.filter(pk=chunk_id).update(last_error=message[:300])
+    except Exception:
+        log.warning("could not note why chunk %s is waiting: %s", chunk_id, message)
 
 
-def only_claims_left(chunk_id):
-    """True when the chunk's batch has nothing pending but chunks still claimed (by live or dead workers)."""
-    siblings = BatchChunk.objects.filter(batch__chunks=chunk_id)
-    return not siblings.filter(status="pending").exists() and siblings.filter(status="claimed").exists()
+def reconcile_batches(*, batch_id=None, now=None, idle_s=None):
+    """Make sure every unfinished chunk gets a worker, whatever happened to its message; give up on chunks that
+    keep failing; finish batches with nothing left. Returns counts. Run periodically (coe_site.jobs reconciler) and
+    by ``manage.py requeue_batches`` (``idle_s=0``: wake workers for every unfinished chunk now).
+
+    - pending chunks whose last wake-up is older than ``idle_s`` (COE_RECONCILE_IDLE_S), and claimed chunks whose
+      claim is stale (their worker died or lost the database): woken again (a duplicate wake-up does nothing);
+    - chunks that used COE_CHUNK_MAX_ATTEMPTS attempts without finishing: failed, with the reason on their lines.
+    """
+    now = now or timezone.now()
+    idle = now - timedelta(seconds=settings.COE_RECONCILE_IDLE_S if idle_s is None else idle_s)
+    stale = now - timedelta(seconds=settings.COE_CHUNK_STALE_S)
+    unfinished = BatchChunk.objects.filter(Q(status="pending") | Q(status="claimed", claimed_at__lt=stale))
+    if batch_id is not None:
+        unfinished = unfinished.filter(batch_id=batch_id)
+    exhausted = list(unfinished.filter(attempts__gte=settings.COE_CHUNK_MAX_ATTEMPTS)
+                     .values_list("pk", "batch_id", "items", "last_error"))
+    for pk, batch, items, reason in exhausted:
+        token = claim_chunk(pk)
+        if token:
+            _fail_chunk(pk, token, batch, items, f"gave up after {settings.COE_CHUNK_MAX_ATTEMPTS} attempts"
+                                                 f"{f' ({reason})' if reason else ''}")
+    due = list(unfinished.exclude(pk__in=[e[0] for e in exhausted])
+               .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=idle))
+               .values_list("pk", flat=True))
+    if due:
+        BatchChunk.objects.filter(pk__in=due).update(queued_at=now)
+        for pk in due:
+            jobs.send(ROUTE_CHUNK, pk, queue=settings.COE_BATCH_QUEUE)
+    open_batches = Batch.objects.filter(status__in=("queued", "running"))
+    if batch_id is not None:
+        open_batches = open_batches.filter(pk=batch_id)
+    finished = sum(finish_batch_if_complete(b) for b in open_batches.exclude(
+        chunks__status__in=("pending", "claimed")).values_list("pk", flat=True))
+    return {"woken": len(due), "gave_up": len(exhausted), "finished": finished}
+
+
+def retry_failed_chunks(batch_id):
+    """Put a batch's failed chunks back to pending (fresh attempts) and reopen it; returns how many."""
+    with transaction.atomic():
+        lines = {line for items in BatchChunk.objects.filter(batch_id=batch_id, status="failed")
+                 .values_list("items", flat=True) for line, *_ in items}
+        n = BatchChunk.objects.filter(batch_id=batch_id, status="failed").update(
+            status="pending", attempts=0, claimed_by="", claimed_at=None, queued_at=None, last_error="")
+        if n:
+            batch = Batch.objects.select_for_update().get(pk=batch_id)
+            batch.errors = [e for e in batch.errors if e["line"] not in lines]
+            batch.status, batch.finished_at = "running", None
+            batch.save(update_fields=["errors", "status", "finished_at"])
+    return n
 
 
 # --- Demo traffic ------------------------------------------------------------------------------------------------

@@ -1,31 +1,37 @@
-"""Celery tasks for routing. Thin: they take primary keys and call services (claims make them idempotent)."""
+"""Celery tasks for routing. Thin: they take primary keys and call services; claims make them idempotent.
+
+A database or broker outage is not the work's failure: the task retries with backoff (keeping its claim), and the
+reconciler wakes a worker again for whatever is still unfinished, whatever became of the message.
+"""
 from celery import shared_task
-from celery.signals import worker_ready
 from django.conf import settings
 
-from . import services
+from coe_site.errors import OUTAGE
+from coe_site.jobs import retry_delay
 
-# Chunk tasks go to settings.COE_BATCH_QUEUE (default "celery"), so routing can have workers of its own.
-
-
-@shared_task(acks_late=True, ignore_result=True)
-def route_chunk(chunk_id):
-    """Claim, route and store one batch chunk; then, if only other workers' claims are left, watch for them dying."""
-    outcome = services.process_chunk(chunk_id)
-    if outcome == "done" and services.only_claims_left(chunk_id) and not settings.CELERY_TASK_ALWAYS_EAGER:
-        sweep_stale_chunks.apply_async(countdown=settings.COE_CHUNK_STALE_S, queue=settings.COE_BATCH_QUEUE)
-    return outcome
+from . import services, training
 
 
-@shared_task(acks_late=True, ignore_result=True)
-def sweep_stale_chunks():
-    """Re-send chunks whose worker died mid-chunk; check again later while live claims remain."""
-    _, claimed = services.requeue_stale_chunks()
-    if claimed and not settings.CELERY_TASK_ALWAYS_EAGER:
-        sweep_stale_chunks.apply_async(countdown=settings.COE_CHUNK_STALE_S, queue=settings.COE_BATCH_QUEUE)
+@shared_task(name="routing.route_chunk", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def route_chunk(self, chunk_id, token=None):
+    """Claim (or keep, on a retry) one batch chunk, route it and store its decisions."""
+    try:
+        token = token or services.claim_chunk(chunk_id)
+        if token is None:
+            return "skipped"
+        return services.route_claimed_chunk(chunk_id, token)
+    except OUTAGE as exc:
+        services.note_chunk_error(chunk_id, f"retrying after {type(exc).__name__}")
+        raise self.retry(args=(chunk_id, token), exc=exc, countdown=retry_delay(self.request.retries),
+                         queue=settings.COE_BATCH_QUEUE)
 
 
-@worker_ready.connect
-def _sweep_on_start(sender=None, **_):
-    """A worker starting (perhaps replacing one that was killed) picks up chunks the dead one held."""
-    sweep_stale_chunks.apply_async(countdown=1, queue=settings.COE_BATCH_QUEUE)
+@shared_task(name="routing.retrain_router", bind=True, acks_late=True, ignore_result=True, max_retries=None)
+def retrain_router(self, training_id):
+    try:
+        return training.run_training(training_id)
+    except OUTAGE as exc:  # the claim goes stale and the reconciler (or this retry, once stale) takes it over
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+    except Exception as exc:
+        training.fail_training(training_id, f"{type(exc).__name__}: {exc}")
+        raise

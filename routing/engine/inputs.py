@@ -6,6 +6,9 @@ data JSONL or CSV with ``prompt`` and ``category``. Blank lines are skipped; lin
 import csv
 import io
 import json
+import re
+
+_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")  # NUL (no database stores it) and unpaired surrogates (not Unicode)
 
 
 class InputFormatError(ValueError):
@@ -41,6 +44,8 @@ def _jsonl_object(number, line):
         obj = json.loads(line)
     except json.JSONDecodeError as exc:
         raise InputFormatError(number, f"not valid JSON ({exc.msg}, column {exc.colno})")
+    except RecursionError:
+        raise InputFormatError(number, "JSON nested too deeply")
     if not isinstance(obj, dict):
         raise InputFormatError(number, "each line must be a JSON object")
     return obj
@@ -52,6 +57,14 @@ def _jsonl_objects(text):
             yield number, _jsonl_object(number, line)
 
 
+def _clean_text(value, field, number):
+    match = _BAD_TEXT.search(value)
+    if match:
+        what = "a NUL character" if match.group() == "\x00" else "an unpaired surrogate (invalid Unicode)"
+        raise InputFormatError(number, f"'{field}' contains {what}")
+    return value
+
+
 def _string_field(obj, field, number):
     if field not in obj:
         raise InputFormatError(number, f"missing field '{field}'")
@@ -60,7 +73,7 @@ def _string_field(obj, field, number):
         raise InputFormatError(number, f"'{field}' must be a string, got {type(value).__name__}")
     if not value.strip():
         raise InputFormatError(number, f"'{field}' is empty")
-    return value
+    return _clean_text(value, field, number)
 
 
 def read_prompts(text, fmt="text", max_bytes=None):
@@ -119,13 +132,16 @@ class Item(tuple):
     label = property(lambda self: self[3])
 
 
-def _optional_string(obj, field, number):
+def _optional_string(obj, field, number, max_chars=None):
     value = obj.get(field)
     if value is None or value == "":
         return ""
     if isinstance(value, bool) or not isinstance(value, (str, int)):
         raise InputFormatError(number, f"'{field}' must be a string or integer, got {type(value).__name__}")
-    return str(value).strip()
+    value = _clean_text(str(value).strip(), field, number)
+    if max_chars is not None and len(value) > max_chars:
+        raise InputFormatError(number, f"'{field}' is {len(value)} characters; the limit is {max_chars}")
+    return value
 
 
 def _csv_rows(text):
@@ -161,12 +177,14 @@ def _stop_on_fatal(rows, errors):
         errors.append(exc)
 
 
-def read_items(text, fmt="text", max_bytes=None, max_items=None, max_errors=50):
+def read_items(text, fmt="text", max_bytes=None, max_items=None, max_errors=50, max_id_chars=None,
+               max_label_chars=None):
     """([Item], [InputFormatError]) for an upload: every bad line is reported, up to ``max_errors``.
 
     Text: one prompt per line. JSONL: ``prompt`` (required), ``id`` and ``category`` (optional). CSV: a header
-    with a ``prompt`` column, optional ``id`` and ``category`` columns. Callers decide what to do with a partly
-    valid file; the upload path rejects it whole.
+    with a ``prompt`` column, optional ``id`` and ``category`` columns. ``id`` and ``category`` longer than
+    ``max_id_chars`` / ``max_label_chars`` (what their columns hold) are errors of their line. Callers decide what to
+    do with a partly valid file; the upload path rejects it whole.
     """
     items, errors = [], []
 
@@ -196,8 +214,8 @@ def read_items(text, fmt="text", max_bytes=None, max_items=None, max_errors=50):
             size = len(prompt.encode("utf-8"))
             if max_bytes is not None and size > max_bytes:
                 raise InputFormatError(number, f"prompt is {size} bytes; the limit is {max_bytes}")
-            items.append(Item(number, prompt, _optional_string(row, "id", number),
-                              _optional_string(row, "category", number)))
+            items.append(Item(number, prompt, _optional_string(row, "id", number, max_id_chars),
+                              _optional_string(row, "category", number, max_label_chars)))
         except InputFormatError as exc:
             errors.append(exc)
             if len(errors) >= max_errors:

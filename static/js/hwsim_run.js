@@ -8,7 +8,7 @@
 
   function show(s) {
     $("progress-pct").textContent = `${s.pct}%`;
-    $("progress-bar").style.width = `${s.pct}%`;
+    $("progress-bar").value = s.pct;
     $("progress-count").textContent = `${s.done} / ${s.total}`;
     $("run-status").textContent = s.status;
     if (s.error) $("run-error").textContent = s.error;

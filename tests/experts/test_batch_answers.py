@@ -11,7 +11,7 @@ from tests.fakes.openai_server import FakeOpenAI
 def eager(settings, django_capture_on_commit_callbacks):
     """Route and answer in the calling thread: ``with eager():`` runs the on-commit hooks that enqueue the chunks."""
     settings.CELERY_TASK_ALWAYS_EAGER = True  # the distributed pass has a broker but no worker for this
-    settings.COE_BATCH_EAGER_IN_THREAD = False
+    settings.COE_JOBS_IN_BACKGROUND = False
     settings.COE_BATCH_ANSWER_CHUNK_SIZE = 4
     return lambda: django_capture_on_commit_callbacks(execute=True)
 

@@ -58,7 +58,7 @@ def test_expert_create_update_and_disable_rules(user):
         save_expert("qwen2-72b-instruct", {"enabled": False}, user)
     with pytest.raises(MapError, match="needs model_id and parameters"):
         save_expert("nameless", {"enabled": True}, user)
-    with pytest.raises(MapError, match="positive integer"):
+    with pytest.raises(MapError, match="parameters must be a whole number from 1"):
         save_expert("mistral-7b", {"parameters": -1}, user)
     actions = list(AuditEntry.objects.filter(object_type="expert").values_list("action", flat=True))
     assert sorted(actions) == ["create", "update"]

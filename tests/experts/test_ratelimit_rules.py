@@ -41,9 +41,9 @@ class Recording:
             self.real.delete(name)
         return added
 
-    def incr(self, name):
-        self.calls.append(("incr", name))
-        return self.real.incr(name)
+    def incr(self, name, delta=1):
+        self.calls.append(("incr", name, delta))
+        return self.real.incr(name, delta)
 
     def set(self, name, value, timeout):
         self.calls.append(("set", name, value, timeout))
@@ -100,7 +100,7 @@ def test_the_counter_is_named_by_key_and_minute_and_outlives_its_minute(clock, k
     monkeypatch.setattr(ratelimit, "cache", recording)
     ratelimit.check(key, 5)
     name = f"ratelimit:{key}:16667"
-    assert recording.calls == [("add", name, 0, 90), ("incr", name)]
+    assert recording.calls == [("add", name, 0, 90), ("incr", name, 1)]
     assert cache.get(name) == 1
 
 
@@ -126,3 +126,10 @@ def test_unreachable_cache_lets_the_request_through_and_says_so(clock, key, monk
         assert ratelimit.check(key, 1) == 0
     messages = [(r.levelno, r.getMessage(), r.exc_info and r.exc_info[0]) for r in caplog.records]
     assert messages == [(logging.WARNING, "rate limit not checked: the cache is unreachable", ConnectionError)] * 2
+
+
+def test_a_cost_counts_that_many_and_a_first_costly_request_starts_the_window_with_it(clock, key):
+    """The token budget charges each request what it asks for, in the same window arithmetic."""
+    assert ratelimit.check(key, 100, cost=60) == 0
+    assert ratelimit.check(key, 100, cost=40) == 0  # exactly the budget
+    assert ratelimit.check(key, 100, cost=1) > 0

@@ -17,7 +17,7 @@ from routing.models import Batch, BatchChunk, RoutingDecision
 @pytest.fixture
 def inline(settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.COE_BATCH_EAGER_IN_THREAD = False
+    settings.COE_JOBS_IN_BACKGROUND = False
     return settings
 
 

@@ -17,7 +17,7 @@ PROMPTS = ["What is 12 * 12?", "Write a poem about the moon.", "Explain a Python
 def make_batch(n=5, chunk_size=5, settings=None):
     settings.COE_BATCH_CHUNK_SIZE = chunk_size
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.COE_BATCH_EAGER_IN_THREAD = False
+    settings.COE_JOBS_IN_BACKGROUND = False
     return services.create_batch([Item(i + 1, PROMPTS[i % len(PROMPTS)]) for i in range(n)], "t")
 
 
@@ -65,7 +65,7 @@ def test_routing_failure_fails_the_batch_and_names_the_lines(db, settings, activ
 @pytest.mark.django_db(transaction=True)
 def test_embedded_upload_returns_at_once_and_routes_in_a_background_thread(client, user, active_router, settings):
     settings.CELERY_TASK_ALWAYS_EAGER = True
-    settings.COE_BATCH_EAGER_IN_THREAD = True
+    settings.COE_JOBS_IN_BACKGROUND = True
     settings.COE_BATCH_CHUNK_SIZE = 50
     client.force_login(user)
     prompts = [f"{p} (variant {i})" for i in range(60) for p in PROMPTS]  # 300 prompts, 6 chunks

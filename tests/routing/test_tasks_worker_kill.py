@@ -24,11 +24,12 @@ pytestmark = [
 
 
 def test_killed_worker_loses_nothing_and_duplicates_nothing(active_router, settings):
-    from routing.services import create_batch
+    from routing.services import create_batch, reconcile_batches
 
     queue = f"test-kill-{uuid.uuid4().hex[:8]}"
     settings.COE_BATCH_QUEUE = queue
     settings.COE_BATCH_CHUNK_SIZE = 40
+    settings.COE_CHUNK_STALE_S = 4  # as the workers' (tests/workers.py)
     total = 800
     items = [Item(i + 1, f"Question {i}: what is {i} plus {i * 7}? Explain step by step.") for i in range(total)]
     batch = create_batch(items, "kill test")  # autocommit: the 20 chunk tasks go to Redis now
@@ -42,7 +43,9 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(active_router, setti
         held = list(BatchChunk.objects.filter(batch=batch, status="claimed").values_list("pk", flat=True))
         assert Batch.objects.get(pk=batch.pk).done < total
         second = start_worker(queue, "second")
-        wait_for(lambda: Batch.objects.get(pk=batch.pk).status == "done", 240, "the second worker to finish")
+        # the reconciler (Celery beat in production) wakes a worker for the dead one's stale claim
+        wait_for(lambda: (reconcile_batches(idle_s=5), Batch.objects.get(pk=batch.pk).status == "done")[1], 240,
+                 "the second worker to finish")
     finally:
         for proc in (first, second):
             if proc is not None and proc.poll() is None:
