@@ -8,7 +8,9 @@ defines it — once the current transaction commits, so the rows it reads exist:
   became of its message;
 - embedded mode: the task runs in this process on a small pool of background threads (``COE_EMBEDDED_WORKERS``), each
   job with its own database connection, closed after it; with ``COE_JOBS_IN_BACKGROUND=0`` it runs inline on commit
-  (tests, one-shot commands).
+  (tests, one-shot commands). Inline, a job with a ``countdown`` is not run at all: nothing would wait for it, and a
+  job that schedules its successor (the live twin's tick) would recurse forever. The reconciler, or the test, runs
+  what it stood for.
 Tasks are idempotent (claims with conditional UPDATEs), so a duplicate wake-up does nothing.
 """
 import logging
@@ -51,6 +53,9 @@ def send(name, *args, queue=None, countdown=None):
             log.warning("could not send %s%r to the broker; the reconciler will", name, args, exc_info=True)
         return
     if not settings.COE_JOBS_IN_BACKGROUND:
+        if countdown:  # inline mode has no clock to wait on (module docstring)
+            log.debug("inline mode: delayed job %s%r not run", name, args)
+            return
         current_app.tasks[name].apply(args=args, throw=True)
     elif countdown:
         timer = threading.Timer(countdown, lambda: _executor().submit(_run_here, name, args))
