@@ -1,5 +1,6 @@
 """Websocket auth for scripts: ``Authorization: Bearer <token>`` (with the ``read`` scope) on the handshake; browsers
-use the session. ``scope["auth_token"]`` names the token, so its socket can be closed when it is revoked."""
+use the session. ``scope["auth_token"]`` names the token and ``scope["auth_token_expires"]`` its expiry (epoch seconds or
+None), so its socket can be closed when it is revoked or expires (coe_site.ws_access)."""
 from channels.db import database_sync_to_async
 
 from .services import token_row
@@ -16,5 +17,6 @@ class BearerTokenMiddleware:
         if scheme.lower() == "bearer" and token.strip():
             row = await database_sync_to_async(token_row)(token.strip())
             if row is not None and row.allows("read"):
-                scope = {**scope, "user": row.user, "auth_token": row.pk}
+                expires = row.expires_at.timestamp() if row.expires_at else None
+                scope = {**scope, "user": row.user, "auth_token": row.pk, "auth_token_expires": expires}
         return await self.app(scope, receive, send)

@@ -9,3 +9,4 @@ class CoeSiteConfig(AppConfig):
 
     def ready(self):
         from . import preflight  # noqa: F401  (registers the "services" system check)
+        from . import ws_access  # noqa: F401  (announces token, session and user revocations to open websockets)

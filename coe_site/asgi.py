@@ -12,6 +12,7 @@ from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E40
 
 from access.ws import BearerTokenMiddleware  # noqa: E402
 from coe_site import warmup  # noqa: E402
+from coe_site.fanout import KeepServerSend  # noqa: E402
 from coe_site.preflight import require_services  # noqa: E402
 from coe_site.ws_urls import websocket_urlpatterns  # noqa: E402
 
@@ -21,7 +22,7 @@ warmup.start()
 application = ProtocolTypeRouter(
     {
         "http": django_asgi_app,
-        "websocket": AllowedHostsOriginValidator(
-            AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns)))),
+        "websocket": KeepServerSend(AllowedHostsOriginValidator(
+            AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns))))),
     }
 )

@@ -1,34 +1,53 @@
-"""The one websocket endpoint: authenticate, join the requested groups, forward events. No logic here."""
-import asyncio
+"""The one websocket endpoint, ``/ws/events/?groups=dashboard,map``: authenticate, attach to this process's hub,
+wait for the client to leave. A plain ASGI application: sockets use no channel layer (see coe_site.fanout).
 
-from channels.generic.websocket import AsyncJsonWebsocketConsumer
+Close codes: 4400 unknown group, 4401 not signed in or credential revoked, 4408 fell too far behind (reconnect and
+catch up). The first message is ``hello`` with ``live`` (false while the bus is unreachable: a ``resync`` follows
+when it is back).
+"""
+import json
 
-from .realtime import GROUPS, bind_server_loop
+from channels.db import database_sync_to_async
+from django.conf import settings
+
+from . import bus, fanout, ws_access
+from .realtime import GROUPS
 
 
-class EventsConsumer(AsyncJsonWebsocketConsumer):
-    async def connect(self):
-        bind_server_loop(asyncio.get_running_loop())
-        user = self.scope.get("user")
-        if user is None or not user.is_authenticated:
-            await self.close(code=4401)
+def current_hub():
+    return fanout.hub_for_running_loop(lambda: fanout.Hub(
+        bus.get_bus(), GROUPS, lenses=ws_access.LENSES, guard=ws_access.Guard(),
+        queue_limit=settings.COE_WS_QUEUE, max_buffer=settings.COE_WS_MAX_BUFFER,
+        recheck_s=settings.COE_WS_RECHECK_S))
+
+
+class EventsConsumer:
+    @classmethod
+    def as_asgi(cls):
+        return cls()
+
+    async def __call__(self, scope, receive, send):
+        if (await receive())["type"] != "websocket.connect":
             return
-        query = dict(part.split("=", 1) for part in self.scope.get("query_string", b"").decode().split("&")
-                     if "=" in part)
+        viewer = await database_sync_to_async(ws_access.viewer_for)(scope)
+        if viewer is None:
+            await send({"type": "websocket.close", "code": fanout.CLOSE_REVOKED})
+            return
+        query = dict(part.split("=", 1) for part in scope.get("query_string", b"").decode().split("&") if "=" in part)
         wanted = [g for g in query.get("groups", "dashboard").split(",") if g]
-        unknown = [g for g in wanted if g not in GROUPS]
-        if unknown:
-            await self.close(code=4400)
+        if not wanted or any(g not in GROUPS for g in wanted):
+            await send({"type": "websocket.close", "code": 4400})
             return
-        self.groups_joined = wanted
-        for group in wanted:
-            await self.channel_layer.group_add(group, self.channel_name)
-        await self.accept()
-        await self.send_json({"event": "hello", "data": {"user": user.get_username(), "groups": wanted}})
-
-    async def disconnect(self, code):
-        for group in getattr(self, "groups_joined", []):
-            await self.channel_layer.group_discard(group, self.channel_name)
-
-    async def event_message(self, message):
-        await self.send_json({"event": message["event"], "data": message["data"]})
+        await send({"type": "websocket.accept"})
+        hub = current_hub()
+        live = await hub.ready(settings.COE_WS_SUBSCRIBE_TIMEOUT_S)
+        sock = fanout.Socket(scope.get("server_send", send), wanted, viewer)
+        # hello first, then attach: every event after the hello reaches the page, which catches up on hello
+        await sock.send_text(json.dumps({"event": "hello", "data": {"user": viewer.username, "groups": wanted,
+                                                                    "live": live}}))
+        hub.attach(sock)
+        try:
+            while (await receive())["type"] != "websocket.disconnect":
+                pass  # clients have nothing to say
+        finally:
+            hub.detach(sock)

@@ -3,8 +3,9 @@
 Groups: ``dashboard`` (routing decisions, stats, batch progress), ``map`` (map versions, retraining),
 ``hwsim`` (simulation progress and occupancy). A browser or script joins them through ``/ws/events/``.
 Dashboard traffic goes through the per-process ``dashboard`` coalescer (at most ~10 summaries a second).
+Events travel on the bus (coe_site.bus: Redis pub/sub, or in-process in embedded mode); each web process fans them
+out to its own sockets (coe_site.fanout).
 """
-import asyncio
 import atexit
 import json
 import logging
@@ -12,10 +13,10 @@ import os
 import threading
 import time
 
-from asgiref.sync import async_to_sync
-from channels.layers import InMemoryChannelLayer, get_channel_layer
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import transaction
+
+from . import bus
 
 GROUPS = ("dashboard", "map", "hwsim")
 log = logging.getLogger(__name__)
@@ -36,41 +37,14 @@ class _Encoder(DjangoJSONEncoder):
         return super().default(o)
 
 
-_server_loop = None
-
-
-def bind_server_loop(loop):
-    """Remember the event loop websocket consumers run in. The in-process channel layer (embedded mode) keeps
-    asyncio queues that only that loop may touch, so sends from other threads are handed to it."""
-    global _server_loop
-    _server_loop = loop
-
-
-def _group_send(group, message, own_loop=None):
-    layer = get_channel_layer()
-    loop = _server_loop
-    if isinstance(layer, InMemoryChannelLayer) and loop is not None and loop.is_running():
-        try:
-            running = asyncio.get_running_loop()
-        except RuntimeError:
-            running = None
-        if running is loop:
-            loop.create_task(layer.group_send(group, message))
-        else:
-            asyncio.run_coroutine_threadsafe(layer.group_send(group, message), loop).result(timeout=5)
-    elif own_loop is not None:  # a long-lived sender thread: reuse its loop (and the Redis connections on it)
-        own_loop.run_until_complete(layer.group_send(group, message))
-    else:
-        async_to_sync(layer.group_send)(group, message)
-
-
-def send_now(group, event, data, own_loop=None):
-    """Send immediately (callers already outside a transaction, e.g. a coalescer flushing)."""
+def send_now(group, event, data):
+    """Send immediately (callers already outside a transaction, e.g. a coalescer flushing). Never raises: a dropped
+    live update must not fail the write that caused it (pages catch up from the database)."""
     if group not in GROUPS:
         raise ValueError(f"unknown group {group!r}")
     try:
-        _group_send(group, {"type": "event.message", "event": event, "data": json_safe(data)}, own_loop)
-    except Exception:  # a dropped live update must never fail the write that caused it
+        bus.publish(group, json.dumps({"event": event, "data": data}, cls=_Encoder))
+    except Exception:
         log.exception("realtime publish to %s failed", group)
 
 
@@ -85,11 +59,15 @@ class Coalescer:
 
     Why: a batch commits hundreds of decisions a second; forwarding each would flood every browser. A daemon
     thread sends the first event of a quiet period at once (low latency) and after that at most one summary per
-    interval: counts per expert and category, fallbacks, latencies, the newest few decisions, batch progress.
+    interval: counts per expert and category, fallbacks, latencies, the newest few decisions, batch progress, and
+    ``committed``: [commit time, decisions] per commit folded in, so a client can time every decision, not only the
+    few shown (bench/bench_ws_latency.py).
     """
 
-    def __init__(self, group="dashboard", event="dashboard.summary", interval=0.1, feed=25, latencies=500):
+    def __init__(self, group="dashboard", event="dashboard.summary", interval=0.1, feed=25, latencies=500,
+                 commits=1000):
         self.group, self.event, self.interval, self.feed, self.max_latencies = group, event, interval, feed, latencies
+        self.max_commits = commits
         self._pid = None
 
     def _ensure_thread(self):
@@ -105,10 +83,11 @@ class Coalescer:
 
     def _empty(self):
         return {"count": 0, "experts": {}, "categories": {}, "fallbacks": 0, "latencies": [], "decisions": [],
-                "batches": {}, "calls": [], "breakers": None}
+                "committed": [], "batches": {}, "calls": [], "breakers": None}
 
     def add_decisions(self, decisions):
-        """``decisions``: compact dicts with expert, category, fallback_reason and latency_ms (newest last)."""
+        """``decisions``: compact dicts with expert, category, fallback_reason, latency_ms and ``t``, the time their
+        transaction committed (newest last)."""
         if not decisions:
             return
         self._ensure_thread()
@@ -123,6 +102,10 @@ class Coalescer:
             if room > 0:
                 p["latencies"].extend(d["latency_ms"] for d in decisions[-room:])
             p["decisions"] = (list(reversed(decisions[-self.feed:])) + p["decisions"])[: self.feed]
+            commits = {}
+            for d in decisions:
+                commits[d.get("t")] = commits.get(d.get("t"), 0) + 1
+            p["committed"] = (p["committed"] + [[t, n] for t, n in commits.items()])[-self.max_commits:]
             self._cond.notify()
 
     def add_calls(self, calls, breakers=None):
@@ -154,11 +137,10 @@ class Coalescer:
         if pending:
             self._send(pending)
 
-    def _send(self, pending, own_loop=None):
-        send_now(self.group, self.event, {"t": time.time(), **pending}, own_loop)
+    def _send(self, pending):
+        send_now(self.group, self.event, {"t": time.time(), **pending})
 
     def _run(self):
-        own_loop = asyncio.new_event_loop()
         while True:
             with self._cond:
                 while self._pending is None:
@@ -170,7 +152,7 @@ class Coalescer:
                 pending, self._pending = self._pending, None
                 self._last_sent = time.monotonic()
             if pending:
-                self._send(pending, own_loop)
+                self._send(pending)
 
 
 dashboard = Coalescer()

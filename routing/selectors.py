@@ -130,10 +130,11 @@ def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
 
     ``seconds``: per-second counts over the last ``window_s`` seconds (per expert, per category, fallbacks);
     ``latencies``: routing latency of the newest decisions; ``feed``: newest decisions first; ``serving``: how the
-    experts answered lately and their circuit breakers (experts.serving_selectors).
+    experts answered lately and their circuit breakers (experts.serving_selectors). The breakers are read from the
+    shared cache: while it (Redis) is down, ``serving`` is empty with ``unavailable`` saying why, and the rest still
+    answers (the page shows a banner). A database outage raises (the API answers 503).
     """
     from experts.selectors import current_map
-    from experts.serving_selectors import serving_snapshot
 
     now = timezone.now()
     since = now - timedelta(seconds=window_s)
@@ -162,5 +163,17 @@ def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
         "experts": sorted(snapshot.expert_ids) if snapshot else [],
         "map_version": snapshot.version if snapshot else None,
         "router_version": router.version if router else None,
-        "serving": serving_snapshot(),
+        "serving": _serving_or_unavailable(),
     }
+
+
+def _serving_or_unavailable():
+    from redis.exceptions import RedisError
+
+    from experts.serving_selectors import serving_snapshot
+
+    try:
+        return serving_snapshot()
+    except RedisError as exc:
+        return {"t": timezone.now().timestamp(), "window_s": 900, "experts": [], "breakers": {}, "calls": [],
+                "truncated": False, "unavailable": f"the shared cache (Redis) is unreachable: {exc}"}

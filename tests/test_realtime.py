@@ -52,7 +52,7 @@ async def test_token_client_receives_events_published_on_commit(user):
                                        headers=[(b"authorization", f"Bearer {token}".encode())])
     assert connected
     hello = await comm.receive_json_from(timeout=5)
-    assert hello == {"event": "hello", "data": {"user": "operator", "groups": ["dashboard", "map"]}}
+    assert hello == {"event": "hello", "data": {"user": "operator", "groups": ["dashboard", "map"], "live": True}}
 
     def publish_in_transaction():
         import numpy as np

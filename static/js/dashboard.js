@@ -83,8 +83,10 @@
         ` ${b.status} ${b.done}/${b.total}`)));
     const rows = feed.map((d) => {
       const tr = document.createElement("tr");
-      [d.prompt, d.category, d.confidence.toFixed(3), d.entropy.toFixed(3), d.fallback_reason || "–", d.expert,
-        d.latency_ms.toFixed(1)].forEach((v) => { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); });
+      [d.redacted ? "(another user's prompt)" : d.prompt, d.category, d.confidence.toFixed(3), d.entropy.toFixed(3),
+        d.fallback_reason || "–", d.expert, d.latency_ms.toFixed(1)]
+        .forEach((v) => { const td = document.createElement("td"); td.textContent = v; tr.appendChild(td); });
+      if (d.redacted) tr.cells[0].className = "muted";
       return tr;
     });
     $("feed").tBodies[0].replaceChildren(...rows);
@@ -182,8 +184,18 @@
   let pending = false;
   function schedule() { if (!pending) { pending = true; setTimeout(() => { pending = false; render(); }, 250); } }
 
+  // Catch up from the database (on every hello or resync). While the API answers an error (database down: 503 JSON)
+  // the banner says so and the fetch is retried with backoff; the live socket keeps running meanwhile.
+  let retryIn = 1000, retrying = null;
   function catchUp() {
-    fetch(root.dataset.snapshotUrl, { credentials: "same-origin" }).then((r) => r.json()).then((s) => {
+    clearTimeout(retrying);
+    fetch(root.dataset.snapshotUrl, { credentials: "same-origin" }).then((r) => r.json().then((body) => {
+      if (!r.ok) throw new Error((body.error && body.error.message) || `HTTP ${r.status}`);
+      return body;
+    })).then((s) => {
+      retryIn = 1000;
+      coeBanner("snapshot", null);
+      coeBanner("serving", s.serving.unavailable ? `Serving panel unavailable: ${s.serving.unavailable}` : null);
       offset = s.t - Date.now() / 1000;
       buckets = new Map(); s.seconds.forEach((b) => add(b.t, b));
       latencies = s.latencies.slice(0, LATENCIES); feed = s.feed.slice(0, FEED); experts = s.experts;
@@ -192,13 +204,17 @@
       $("router-version").textContent = s.router_version ? `v${s.router_version}` : "none";
       setServing(s.serving);
       render();
+    }).catch((e) => {
+      coeBanner("snapshot", `Dashboard data unavailable (${e.message}) — retrying in ${Math.round(retryIn / 1000)} s…`);
+      retrying = setTimeout(catchUp, retryIn);
+      retryIn = Math.min(retryIn * 2, 15000);
     });
   }
 
   coeSocket("dashboard,map", {
     state(text) { $("ws-state").textContent = text; },
     event(name, data) {
-      if (name === "hello" || name === "map.changed") return catchUp();
+      if (name === "hello" || name === "resync" || name === "map.changed") return catchUp();
       if (name !== "dashboard.summary") return;
       if (data.count) {
         add(data.t, data); seen += data.count;

@@ -56,13 +56,22 @@ def daphne(active_router, tmp_path):
     log.close()
 
 
+def wait_js(page, expression, timeout=60):
+    """Poll a JavaScript expression until it is truthy. Not wait_for_function: it polls with eval, which the pages'
+    Content-Security-Policy forbids; page.evaluate runs through the DevTools protocol."""
+    deadline = time.monotonic() + timeout
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
+
+
 def open_dashboard(context, daphne):
     """Sign in and open the dashboard in a new page; returns it once its websocket is live."""
     dash = context.new_page()
     dash.set_default_timeout(60000)
     sign_in(dash, daphne)
     dash.goto(f"{daphne}/dashboard/")
-    dash.wait_for_function("document.getElementById('ws-state').textContent === 'live'")
+    wait_js(dash, "document.getElementById('ws-state').textContent === 'live'")
     return dash
 
 
@@ -73,7 +82,7 @@ def expert_total(page):
 def test_upload_progress_and_live_dashboard(browser, daphne, user, tmp_path):
     context = browser.new_context()
     dash = open_dashboard(context, daphne)
-    dash.wait_for_function("document.getElementById('map-version').textContent === 'v1'")
+    wait_js(dash, "document.getElementById('map-version').textContent === 'v1'")
     before = expert_total(dash)
 
     upload = context.new_page()
@@ -86,11 +95,11 @@ def test_upload_progress_and_live_dashboard(browser, daphne, user, tmp_path):
     upload.click("#upload-form button[type=submit]")
     upload.wait_for_url("**/batches/*/")
     assert upload.inner_text("#batch-total") == "60"
-    upload.wait_for_function("document.getElementById('batch-percent').textContent === '100'")
+    wait_js(upload, "document.getElementById('batch-percent').textContent === '100'", 90)
     assert upload.inner_text("#batch-status") == "done"
     assert upload.evaluate("document.getElementById('batch-progress').value") == 60
 
-    dash.wait_for_function(f"Chart.getChart('chart-experts').data.datasets[0].data.reduce((a, b) => a + b, 0) >= {before + 60}")
+    wait_js(dash, f"Chart.getChart('chart-experts').data.datasets[0].data.reduce((a, b) => a + b, 0) >= {before + 60}")
     feed = dash.inner_text("#feed tbody")
     assert any(p in feed for p in PROMPTS[-5:])  # newest first: the last chunk's prompts are on top
     # bounded at 50; a summary carries at most 25 newest decisions, so under load a burst may leave a few out
@@ -132,8 +141,8 @@ def test_answers_from_the_openai_client_reach_the_serving_panel_live(browser, da
         assert reply.model_extra["coe"]["expert"] == coder and reply.model_extra["coe"]["simulated"]
     row = dash.locator(f"#serving-table tbody tr[data-expert='{coder}']")
     row.wait_for()
-    dash.wait_for_function(f"""() => {{
+    wait_js(dash, f"""(() => {{
         const tr = document.querySelector("#serving-table tbody tr[data-expert='{coder}']");
-        return tr && Number(tr.cells[2].textContent) >= 3; }}""")
+        return tr && Number(tr.cells[2].textContent) >= 3; }})()""")
     assert "simulated" in row.inner_text()
     context.close()
