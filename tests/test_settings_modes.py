@@ -9,7 +9,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = ("import django, json; django.setup(); from django.conf import settings as s; "
-         "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], 'layer': s.CHANNEL_LAYERS['default']['BACKEND'],"
+         "print(json.dumps({'db': s.DATABASES['default']['ENGINE'], 'bus': s.COE_WS_BUS,"
          " 'eager': s.CELERY_TASK_ALWAYS_EAGER, 'broker': s.CELERY_BROKER_URL}))")
 
 
@@ -28,13 +28,13 @@ def manage(*args, **env):
 
 def test_embedded_defaults(tmp_path):
     s = probe(COE_VAR_DIR=str(tmp_path))
-    assert s == {"db": "django.db.backends.sqlite3", "layer": "channels.layers.InMemoryChannelLayer",
+    assert s == {"db": "django.db.backends.sqlite3", "bus": "local",
                  "eager": True, "broker": "memory://"}
 
 
 def test_distributed_settings():
     s = probe(DATABASE_URL="postgres://postgres@127.0.0.1:5432/test", REDIS_URL="redis://127.0.0.1:6379/0")
-    assert s == {"db": "django.db.backends.postgresql", "layer": "channels_redis.core.RedisChannelLayer",
+    assert s == {"db": "django.db.backends.postgresql", "bus": "redis",
                  "eager": False, "broker": "redis://127.0.0.1:6379/0"}
     s = probe(REDIS_URL="redis://127.0.0.1:6379/0", CELERY_BROKER_URL="amqp://guest:guest@127.0.0.1:5672//")
     assert s["broker"].startswith("amqp://") and not s["eager"]

@@ -1,7 +1,6 @@
 """Fixtures for the hwsim app tests: eager Celery in either settings mode, a recorder of "hwsim" events, and
 routed decisions written directly (the routing engine is exercised by the live-twin test instead)."""
 import pytest
-from asgiref.sync import async_to_sync
 
 
 @pytest.fixture
@@ -17,25 +16,13 @@ def eager():
 
 @pytest.fixture
 def hwsim_events():
-    """A channel in the "hwsim" group; call the returned function to drain the events received so far."""
-    from channels.layers import get_channel_layer
+    """A subscription to the "hwsim" group; call the returned function to drain the events received so far."""
+    import json
 
-    layer = get_channel_layer()
-    channel = async_to_sync(layer.new_channel)()
-    async_to_sync(layer.group_add)("hwsim", channel)
+    from coe_site.bus import get_bus
 
-    async def drain():
-        import asyncio
-
-        got = []
-        while True:
-            try:
-                got.append(await asyncio.wait_for(layer.receive(channel), 0.5))
-            except asyncio.TimeoutError:
-                return got
-
-    yield lambda: [(m["event"], m["data"]) for m in async_to_sync(drain)()]
-    async_to_sync(layer.group_discard)("hwsim", channel)
+    with get_bus().recorder(["hwsim"]) as drain:
+        yield lambda: [(m["event"], m["data"]) for m in (json.loads(text) for _, text in drain(0.5))]
 
 
 @pytest.fixture
