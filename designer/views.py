@@ -1,4 +1,6 @@
 """Thin views: import tables, the design page (heat-map, Pareto plot, budget slider), link models, apply a map."""
+import math
+
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
 from django.shortcuts import get_object_or_404, redirect, render
@@ -105,9 +107,11 @@ def apply(request, pk):
     options = _options(request.POST)
     try:
         budget, base = float(request.POST["budget"]), int(request.POST["base_version"])
+        if not math.isfinite(budget) or budget <= 0:
+            raise ValueError(budget)
     except (KeyError, ValueError):
-        return _render_table(request, qt, options, error="The form needs a numeric budget and base version.",
-                             status=400)
+        return _render_table(request, qt, options, status=400,
+                             error="The form needs a positive, finite budget (parameters) and a base version.")
     try:
         version = apply_map(qt, budget=budget, base_version=base, user=request.user, **options)
     except StaleMapVersion as exc:

@@ -26,7 +26,9 @@ def browser():
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context()
+    """A page whose tests may evaluate script (Playwright's predicates are evaluated strings, which the product's
+    Content-Security-Policy forbids); the CSP itself is checked with ``strict_page`` (tests/browser/test_xss_csp.py)."""
+    context = browser.new_context(bypass_csp=True)
     pg = context.new_page()
     pg.set_default_timeout(20000)
     yield pg

@@ -14,9 +14,11 @@ CODER = "qwen2-72b-instruct"  # the coding expert of the default map
 
 
 @pytest.fixture
-def staff(db):
+def staff(db, settings):
+    """A superuser (so also a backend administrator), with outbound rules that admit the upstream these tests name."""
     from django.contrib.auth import get_user_model
 
+    settings.COE_UPSTREAM_ALLOWED_HOSTS = ["vllm.internal", "127.0.0.1"]
     return get_user_model().objects.create_superuser("boss", password="boss-pass-123")
 
 
@@ -148,7 +150,7 @@ def test_dashboard_serving_panel_catches_up_then_folds_live_calls(page, live_ser
 def test_expert_backend_form_saves_and_shows_the_service_refusal(page, live_server, login, staff, monkeypatch):
     from experts.models import Expert
 
-    monkeypatch.setenv("COE_TEST_VLLM_KEY", "sk-never-shown-123")
+    monkeypatch.setenv("COE_KEY_TEST_VLLM", "sk-never-shown-123")
     login("boss", "boss-pass-123")
     page.goto(f"{live_server.url}/map/")
     box = page.locator(f"details[id='expert-{CODER}']")
@@ -166,16 +168,16 @@ def test_expert_backend_form_saves_and_shows_the_service_refusal(page, live_serv
     form = page.locator(f"details[id='expert-{CODER}'] form.backend-form")  # shown again, open, with the input kept
     assert form.locator("select[name=backend]").input_value() == "openai"
     form.locator("input[name=base_url]").fill("http://vllm.internal:8000/v1")
-    form.locator("input[name=api_key_env]").fill("COE_TEST_VLLM_KEY")
+    form.locator("input[name=api_key_env]").fill("COE_KEY_TEST_VLLM")
     form.locator("button[type=submit]").click()
     page.wait_for_selector(".msg")
     assert f"Saved how {CODER} is served" in page.inner_text(".messages")
     served = page.inner_text(f"#expert-table tr[data-expert='{CODER}'] .served-by")
-    assert "openai" in served and "key COE_TEST_VLLM_KEY: set" in served
+    assert "openai" in served and "key COE_KEY_TEST_VLLM: set" in served
     assert "sk-never-shown-123" not in page.content()
     expert = Expert.objects.get(name=CODER)
     assert (expert.backend, expert.base_url, expert.api_key_env) == ("openai", "http://vllm.internal:8000/v1",
-                                                                     "COE_TEST_VLLM_KEY")
+                                                                     "COE_KEY_TEST_VLLM")
 
 
 def test_admin_backend_fieldsets_refusal_and_key_status(page, live_server, login, staff):
