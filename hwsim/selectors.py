@@ -10,7 +10,7 @@ from experts.models import Expert, MapVersion
 from experts.selectors import map_snapshot
 from routing.models import RoutingDecision
 
-from .models import LiveTwin, SimulationRun, Sweep
+from .models import LiveTwin, RunExport, SimulationRun, Sweep
 
 
 class NoSuchData(LookupError):
@@ -134,6 +134,11 @@ def recent_sweeps(limit=10):
 
 def run_without_outputs(pk):
     return SimulationRun.objects.defer("outputs").get(pk=pk)
+
+
+def run_export(run, name):
+    """The stored download `name` of a finished run (the set its winning claim wrote), or None."""
+    return RunExport.objects.filter(run=run, token=run.exports_token, name=name).first()
 
 
 def sweep_runs(sweep):

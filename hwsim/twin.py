@@ -4,29 +4,37 @@ shows which experts the real traffic keeps in HBM right now.
 Each tick reads the decisions after the stored position, feeds them (arrival = seconds since the first
 decision of the current window), advances the simulator to the present and stores the snapshot with a
 conditional UPDATE on (generation, ticks, position): a duplicate or stale delivery changes nothing, and only
-the tick that won schedules the next one.  The Simulator itself stays in the worker process between ticks;
+the tick that won schedules the next one (coe_site.jobs with a countdown, in both modes).  Each tick message names
+the tick count it expects, so a redelivered or re-sent message whose tick already ran does nothing and one chain
+of ticks survives.  A lost message would stop the chain: the reconciler (reconcile_twin) sends a tick when the last
+one is older than a few tick intervals.  The Simulator itself stays in the worker process between ticks;
 a process that finds its copy out of date (another worker ran the last tick, or it restarted) rebuilds it by
 replaying the current window, which is at most WINDOW decisions long.  A window also restarts when a
 decision names an expert the simulator does not know (the pool changed).
 """
 import threading
 from dataclasses import dataclass
+from datetime import timedelta
 
 from django.db import transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.utils import timezone
 
+from coe_site import jobs
 from coe_site.realtime import publish
 from hwsim.engine import ConfigError, SimConfig, Simulator, expert_from_dict
 
 from . import parameters as P
 from . import selectors
 from .models import LiveTwin
+from .services import queue_name
 
 WINDOW = 5000  # decisions per simulator window
 TICK_BATCH = 2000  # decisions consumed per tick at most
 HISTORY_CAP = 120  # occupancy points kept for the page's chart
 TICK_SECONDS = 2.0
+TICK_LATE_S = 5 * TICK_SECONDS  # no tick won for this long: the reconciler sends one
+TICK_TASK = "hwsim.live_twin_tick"
 TWIN_POLICIES = ("lru", "lfu")  # pinned needs a hot set and belady the future: neither exists for a live stream
 
 
@@ -65,16 +73,16 @@ def _config(params):
 
 
 def start(raw, user=None):
-    """Enable the twin from the newest decision on (a new generation) and schedule its first tick."""
+    """Enable the twin from the newest decision on (a new generation) and send its first tick on commit."""
     params = normalise(raw)
     with transaction.atomic():
         twin, _ = LiveTwin.objects.select_for_update().get_or_create(name="default")
         position = selectors.latest_decision_id()
         twin.enabled, twin.generation, twin.parameters = True, twin.generation + 1, params
         twin.position = twin.window_start = position
-        twin.snapshot, twin.history, twin.error = {}, [], ""
+        twin.snapshot, twin.history, twin.error, twin.ticked_at = {}, [], "", timezone.now()
         twin.save()
-        transaction.on_commit(lambda: schedule(twin.pk, twin.generation, countdown=0))
+        jobs.enqueue(TICK_TASK, twin.pk, twin.generation, twin.ticks, queue=queue_name())
     return twin
 
 
@@ -82,21 +90,21 @@ def stop():
     LiveTwin.objects.filter(name="default").update(enabled=False)
 
 
-def polls_drive_ticks():
-    """True with eager Celery (embedded mode): a self-scheduling task would recurse there, so the twin
-    page's polling runs the ticks instead (views.twin_state)."""
-    from celery import current_app
-
-    return bool(current_app.conf.task_always_eager)
+def schedule(twin_id, generation, ticks, queue=None):
+    """Send the tick that follows tick number `ticks`, TICK_SECONDS from now."""
+    jobs.send(TICK_TASK, twin_id, generation, ticks, queue=queue_name(queue), countdown=TICK_SECONDS)
 
 
-def schedule(twin_id, generation, countdown=TICK_SECONDS):
-    """Queue the next tick (the first one at once, even in embedded mode)."""
-    from .tasks import live_twin_tick
-
-    if countdown and polls_drive_ticks():
-        return
-    live_twin_tick.apply_async((twin_id, generation), countdown=countdown)
+def reconcile_twin(*, now=None):
+    """Send a tick to every enabled twin whose last tick is older than TICK_LATE_S (its tick message was lost, or
+    its worker died): the twin keeps ticking whatever became of a message. Counts."""
+    now = now or timezone.now()
+    late = list(LiveTwin.objects.filter(enabled=True).filter(
+        Q(ticked_at__isnull=True) | Q(ticked_at__lt=now - timedelta(seconds=TICK_LATE_S)))
+        .values_list("pk", "generation", "ticks"))
+    for pk, generation, ticks in late:
+        jobs.send(TICK_TASK, pk, generation, ticks, queue=queue_name())
+    return {"twins_woken": len(late)}
 
 
 def _records(state, rows, output_tokens):
@@ -136,19 +144,20 @@ def _history_point(snap):
             "experts": sum(hbm["experts"].values()), "free": hbm["free"], "capacity": hbm["capacity"]}
 
 
-def tick(twin_id, generation):
-    """Consume new decisions once; True when this delivery won the update (and should schedule the next)."""
+def tick(twin_id, generation, expect=None):
+    """Consume new decisions once; the new tick count when this delivery won the update (and should schedule the
+    next), else None. `expect`: the tick count the message was sent for (None: whatever it is now)."""
     twin = LiveTwin.objects.filter(pk=twin_id).first()
-    if twin is None or not twin.enabled or twin.generation != generation:
-        return False
+    if twin is None or not twin.enabled or twin.generation != generation or expect not in (None, twin.ticks):
+        return None
     with _lock:
         try:
             won = _tick(twin)
         except ConfigError as exc:
             LiveTwin.objects.filter(pk=twin.pk, generation=generation).update(enabled=False, error=str(exc))
             _states.pop(twin.pk, None)
-            return False
-    return won
+            return None
+    return twin.ticks + 1 if won else None
 
 
 def _tick(twin):
@@ -169,7 +178,8 @@ def _tick(twin):
     history = (twin.history + [_history_point(snap)])[-HISTORY_CAP:]
     won = LiveTwin.objects.filter(pk=twin.pk, enabled=True, generation=twin.generation, ticks=twin.ticks,
                                   position=twin.position).update(
-        ticks=F("ticks") + 1, position=position, window_start=window_start, snapshot=snap, history=history)
+        ticks=F("ticks") + 1, position=position, window_start=window_start, snapshot=snap, history=history,
+        ticked_at=timezone.now())
     if not won:
         _states.pop(twin.pk, None)
         return False

@@ -10,6 +10,7 @@ urlpatterns = [
     path("runs/<int:pk>/data.json", views.run_data, name="run-data"),
     path("runs/<int:pk>/<str:table>.csv", views.run_csv, name="run-csv"),
     path("runs/<int:pk>/trace.json", views.run_trace, name="run-trace"),
+    path("runs/<int:pk>/prepare-downloads", views.run_prepare_downloads, name="run-prepare-downloads"),
     path("sweeps/<int:pk>/", views.sweep_detail, name="sweep"),
     path("sweeps/<int:pk>/status.json", views.sweep_status, name="sweep-status"),
     path("validation/", views.validation, name="validation"),

@@ -1,16 +1,17 @@
-"""Thin views for the simulator pages: run form, run and sweep detail (+ JSON for live updates), downloads,
-validation and provenance tabs, and the live twin.  Reading needs a login; starting anything needs staff or
-the hwsim.start_simulation permission."""
-import json
-
+"""Thin views for the simulator pages: run form, run and sweep detail (+ JSON for live updates), downloads
+(streamed from what the worker stored: no request runs the engine), validation and provenance tabs, and the live
+twin.  Reading needs a login; starting anything needs staff or the hwsim.start_simulation permission."""
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied
-from django.http import HttpResponse, JsonResponse
+from django.core.handlers.asgi import ASGIRequest
+from django.http import JsonResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404, redirect, render
+from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from hwsim.engine import PRESETS, TABLES, ConfigError, chrome_trace, get_machine, to_csv
+from hwsim.engine import PRESETS, TABLES, ConfigError, get_machine
 
+from . import exports
 from . import parameters as P
 from . import selectors, services, twin
 from .forms import RunForm, TwinForm
@@ -50,7 +51,8 @@ def index(request):
 
 def _run_status(run):
     return {"run": run.pk, "status": run.status, "done": run.progress_done, "total": run.progress_total,
-            "pct": run.progress_pct, "error": run.error, "summary": run.summary}
+            "pct": run.progress_pct, "error": run.error, "summary": run.summary,
+            "downloads": run.exports_status, "downloads_error": run.exports_error}
 
 
 @login_required
@@ -75,35 +77,73 @@ def run_data(request, pk):
                          "outputs": run.outputs})
 
 
-def _done_run(pk):
-    run = get_object_or_404(SimulationRun.objects.defer("outputs"), pk=pk)
+def _refusal(status, message, **extra):
+    return JsonResponse({"error": {"message": message, **extra}}, status=status)
+
+
+def accepts_gzip(request):
+    """True when the client's Accept-Encoding takes gzip (q > 0), as every browser's does."""
+    weights = {}
+    for item in request.headers.get("Accept-Encoding", "").split(","):
+        coding, _, param = item.partition(";")
+        param = param.strip().lower()
+        try:
+            weights[coding.strip().lower()] = float(param[2:]) if param.startswith("q=") else 1.0
+        except ValueError:
+            weights[coding.strip().lower()] = 0.0
+    return weights.get("gzip", weights.get("x-gzip", weights.get("*", 0.0))) > 0
+
+
+def _download(request, pk, name, filename):
+    """Stream a stored download: gzip bytes as stored to a client that takes them, inflated piece by piece for
+    one that does not. A run without stored downloads gets a 409 that says how to have them prepared."""
+    run = SimulationRun.objects.defer("outputs", "parameters").filter(pk=pk).first()
+    if run is None:
+        return _refusal(404, f"run {pk} does not exist")
     if run.status != "done":
-        return run, HttpResponse(f"run {pk} is {run.status}; downloads exist once it is done",
-                                 status=409, content_type="text/plain")
-    return run, None
+        return _refusal(409, f"run {pk} is {run.status}; downloads exist once it is done")
+    prepare = reverse("hwsim:run-prepare-downloads", args=[pk])
+    if run.exports_status == "pending":
+        response = _refusal(409, f"the downloads of run {pk} are being prepared by a worker; retry shortly")
+        response["Retry-After"] = "5"
+        return response
+    export = selectors.run_export(run, name) if run.exports_status == "ready" else None
+    if export is None:
+        reason = {"ready": f"{name} is not among them", "failed": f"writing them failed ({run.exports_error})"}.get(
+            run.exports_status, "it finished before downloads were stored")
+        return _refusal(409, f"run {pk} has no stored downloads: {reason}. Use \"Prepare downloads\" on its page "
+                             f"(POST {prepare}): a worker computes them once.", prepare_url=prepare)
+    gzip = accepts_gzip(request)
+    parts = (exports.astream if isinstance(request, ASGIRequest) else exports.stream)(export, gunzip=not gzip)
+    response = StreamingHttpResponse(parts, content_type=exports.content_type(name))
+    response["Content-Length"] = str(export.stored if gzip else export.size)
+    response["Vary"] = "Accept-Encoding"
+    if gzip:
+        response["Content-Encoding"] = "gzip"
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
 
 
 @login_required
 def run_csv(request, pk, table):
     if table not in TABLES:
-        return HttpResponse(f"unknown table {table!r}; tables: {', '.join(TABLES)}", status=404,
-                            content_type="text/plain")
-    run, refused = _done_run(pk)
-    if refused:
-        return refused
-    response = HttpResponse(to_csv(services.rerun(run), table), content_type="text/csv")
-    response["Content-Disposition"] = f'attachment; filename="hwsim-run-{pk}-{table}.csv"'
-    return response
+        return _refusal(404, f"unknown table {table!r}; tables: {', '.join(TABLES)}")
+    return _download(request, pk, f"{table}.csv", f"hwsim-run-{pk}-{table}.csv")
 
 
 @login_required
 def run_trace(request, pk):
-    run, refused = _done_run(pk)
-    if refused:
-        return refused
-    response = HttpResponse(json.dumps(chrome_trace(services.rerun(run))), content_type="application/json")
-    response["Content-Disposition"] = f'attachment; filename="hwsim-run-{pk}-trace.json"'
-    return response
+    return _download(request, pk, exports.TRACE, f"hwsim-run-{pk}-trace.json")
+
+
+@login_required
+@require_POST
+def run_prepare_downloads(request, pk):
+    """Queue the one-time writing of a finished run's downloads (a run from before they were stored); any signed-in
+    reader may ask, since it happens at most once per run."""
+    run = get_object_or_404(SimulationRun.objects.defer("outputs"), pk=pk)
+    services.request_exports(run)
+    return redirect("hwsim:run", pk=pk)
 
 
 @login_required
@@ -169,11 +209,8 @@ def twin_stop(request):
 
 @login_required
 def twin_state(request):
-    """The twin's latest snapshot; in embedded mode (eager Celery, no scheduler) each poll runs one tick."""
+    """The twin's latest snapshot (read only: its ticks run in workers)."""
     state = selectors.twin()
-    if state is not None and state.enabled and twin.polls_drive_ticks():
-        twin.tick(state.pk, state.generation)
-        state.refresh_from_db()
     if state is None:
         return JsonResponse({"enabled": False, "snapshot": {}, "history": []})
     return JsonResponse({"enabled": state.enabled, "generation": state.generation, "ticks": state.ticks,

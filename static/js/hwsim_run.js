@@ -4,7 +4,7 @@
   const runId = Number(el.dataset.run);
   const $ = (id) => document.getElementById(id);
   const GB = 1e9;
-  let finished = false, live = null;
+  let finished = false;
 
   function show(s) {
     $("progress-pct").textContent = `${s.pct}%`;
@@ -12,15 +12,21 @@
     $("progress-count").textContent = `${s.done} / ${s.total}`;
     $("run-status").textContent = s.status;
     if (s.error) $("run-error").textContent = s.error;
+    if (s.status === "done") downloads(s.downloads);
     if (s.status === "done" || s.status === "failed") finish(s.status);
+  }
+
+  function downloads(state) {  // stored downloads: ready, pending (a worker writes them) or to be prepared
+    if (state === undefined) return;
+    $("downloads").hidden = state !== "ready";
+    $("downloads-pending").hidden = state !== "pending";
+    $("prepare-downloads").hidden = state === "ready" || state === "pending";
   }
 
   function finish(status) {
     if (finished) return;
     finished = true;
-    if (live) live.stop();
     if (status !== "done") return;
-    $("downloads").hidden = false;
     fetch(el.dataset.dataUrl).then((r) => r.json()).then(render);
   }
 
@@ -96,10 +102,15 @@
   }
 
   const status = $("run-status").textContent;
+  const preparing = () => !$("downloads-pending").hidden;
   if (status === "done" || status === "failed") finish(status);
-  else live = hwsimLive({
-    onEvent: (ev) => { if (ev.event === "hwsim.progress" && ev.data.run === runId) show(ev.data); },
+  if (!finished || preparing()) hwsimLive({  // until the run has ended and its downloads are not being prepared
+    onEvent: (ev) => {
+      if (ev.data.run !== runId) return;
+      if (ev.event === "hwsim.progress") show(ev.data);
+      if (ev.event === "hwsim.exports") downloads(ev.data.status);
+    },
     poll: () => fetch(el.dataset.statusUrl).then((r) => r.json()).then(show),
-    finished: () => finished,
+    finished: () => finished && !preparing(),
   });
 })();

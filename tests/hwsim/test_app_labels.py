@@ -5,6 +5,8 @@ from django.urls import reverse
 
 from hwsim import services
 
+from .inline_jobs import inline_jobs  # noqa: F401  (fixture)
+
 pytestmark = pytest.mark.django_db
 
 
@@ -14,7 +16,7 @@ def staff_client(client, staff):
     return client
 
 
-def test_run_page_labels_predictions_and_lists_calibrated_inputs(staff_client, eager,
+def test_run_page_labels_predictions_and_lists_calibrated_inputs(staff_client, inline_jobs,
                                                                  django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         run = services.create_run({"machine": {"preset": "dgx-h100-nvme"},
@@ -26,7 +28,7 @@ def test_run_page_labels_predictions_and_lists_calibrated_inputs(staff_client, e
     assert "ServerlessLLM" in page and "Argonne" in page
 
 
-def test_twin_page_labels_predictions_and_lists_its_machine_inputs(staff_client, eager,
+def test_twin_page_labels_predictions_and_lists_its_machine_inputs(staff_client, inline_jobs,
                                                                    django_capture_on_commit_callbacks):
     page = staff_client.get(reverse("hwsim:twin")).content.decode()
     assert 'id="twin-note"' in page and 'id="machine-inputs"' not in page  # no twin yet, nothing to list

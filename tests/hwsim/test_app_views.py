@@ -1,4 +1,5 @@
-"""Pages and endpoints: login and permission, form errors, run/sweep pages, downloads that parse."""
+"""Pages and endpoints: login and permission, form errors, run/sweep pages, downloads that parse, the twin page
+(its state is read only: the twin's ticks run as jobs, never in a poll)."""
 import csv
 import io
 import json
@@ -7,6 +8,8 @@ import pytest
 from django.urls import reverse
 
 from hwsim.models import SimulationRun, Sweep
+
+from .inline_jobs import inline_jobs  # noqa: F401  (fixture)
 
 pytestmark = pytest.mark.django_db
 
@@ -57,7 +60,7 @@ def test_form_errors_are_shown(staff_client, change, message):
     assert not SimulationRun.objects.exists()
 
 
-def test_a_run_from_the_form_and_its_downloads(staff_client, eager, django_capture_on_commit_callbacks):
+def test_a_run_from_the_form_and_its_downloads(staff_client, inline_jobs, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(reverse("hwsim:index"), {**FORM, "hbm_tbps": 2.0})
     run = SimulationRun.objects.get()
@@ -70,27 +73,27 @@ def test_a_run_from_the_form_and_its_downloads(staff_client, eager, django_captu
     data = staff_client.get(reverse("hwsim:run-data", args=[run.pk])).json()
     assert data["outputs"]["switches"]["total"] == data["summary"]["switches"]
 
+    assert status["downloads"] == "ready"
     requests = staff_client.get(reverse("hwsim:run-csv", args=[run.pk, "requests"]))
-    assert requests["Content-Type"] == "text/csv"
-    rows = list(csv.DictReader(io.StringIO(requests.content.decode())))
+    assert requests["Content-Type"] == "text/csv; charset=utf-8"
+    rows = list(csv.DictReader(io.StringIO(requests.getvalue().decode())))
     assert len(rows) == 300 and float(rows[0]["ttft_ms"]) >= 0
     switches = list(csv.reader(io.StringIO(staff_client.get(
-        reverse("hwsim:run-csv", args=[run.pk, "switches"])).content.decode())))
+        reverse("hwsim:run-csv", args=[run.pk, "switches"])).getvalue().decode())))
     assert switches[0][:2] == ["t_s", "expert"] and len(switches) - 1 == run.summary["switches"]
-    trace = json.loads(staff_client.get(reverse("hwsim:run-trace", args=[run.pk])).content)
+    trace = json.loads(staff_client.get(reverse("hwsim:run-trace", args=[run.pk])).getvalue())
     spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
     assert {e["cat"] for e in spans} >= {"switch", "prefill", "decode"}
     assert all(e["dur"] >= 0 and "ts" in e for e in spans)
     assert staff_client.get(reverse("hwsim:run-csv", args=[run.pk, "secrets"])).status_code == 404
 
 
-def test_downloads_wait_for_a_finished_run(staff_client):
-    run = SimulationRun.objects.create(parameters={}, progress_total=10)
-    assert staff_client.get(reverse("hwsim:run-trace", args=[run.pk])).status_code == 409
+def test_missing_run_page(staff_client):
     assert staff_client.get(reverse("hwsim:run", args=[999])).status_code == 404
 
 
-def test_compare_creates_runs_for_each_preset_with_one_seed(staff_client, eager, django_capture_on_commit_callbacks):
+def test_compare_creates_runs_for_each_preset_with_one_seed(staff_client, inline_jobs,
+                                                           django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
         response = staff_client.post(reverse("hwsim:index"), {**FORM, "action": "compare",
                                                               "compare_machines": ["sn40l-8", "dgx-h100"]})
@@ -118,13 +121,21 @@ def test_validation_and_provenance_tabs(staff_client):
     assert "kind-published" in prov and "kind-calibrated" in prov and "Argonne" in prov
 
 
-def test_twin_page_start_state_and_stop(staff_client, eager, make_decisions, django_capture_on_commit_callbacks):
+def test_twin_page_start_state_and_stop(staff_client, inline_jobs, make_decisions,
+                                        django_capture_on_commit_callbacks):
+    from hwsim import twin
+
     with django_capture_on_commit_callbacks(execute=True):
-        assert staff_client.post(reverse("hwsim:twin-start"), {"machine": "dgx-h100", "policy": "lru",
-                                                               "batching": "coe", "output_tokens": 32}).status_code == 302
+        started = staff_client.post(reverse("hwsim:twin-start"), {"machine": "dgx-h100", "policy": "lru",
+                                                                  "batching": "coe", "output_tokens": 32})
+    assert started.status_code == 302
     made = make_decisions([("coding", 80), ("writing", 80)])
-    state = staff_client.get(reverse("hwsim:twin-state")).json()  # embedded: polling drives the tick
-    assert state["enabled"] and state["position"] == made[-1].pk and state["snapshot"]["fed"] == 2
+    state = staff_client.get(reverse("hwsim:twin-state")).json()
+    assert state["enabled"] and state["ticks"] == 1 and state["snapshot"]["fed"] == 0  # a poll runs no tick
+    assert staff_client.get(reverse("hwsim:twin-state")).json()["ticks"] == 1
+    twin.tick(twin.selectors.twin().pk, state["generation"])  # what the next tick job does
+    state = staff_client.get(reverse("hwsim:twin-state")).json()
+    assert state["ticks"] == 2 and state["position"] == made[-1].pk and state["snapshot"]["fed"] == 2
     assert state["machine"] == "dgx-h100"
     bad = staff_client.post(reverse("hwsim:twin-start"), {"machine": "sn40l-8", "policy": "pinned",
                                                           "batching": "coe", "output_tokens": 32})
