@@ -1,5 +1,6 @@
 """JSON API for the map: read, publish (409 on a stale base), roll back, preview impact, retrain."""
 from access.api import ApiError, api_view, json_body, require
+from coe_site.errors import OUTAGE
 
 from . import selectors, services
 from .serving_selectors import merged_breakers
@@ -101,14 +102,25 @@ def retrain_status_view(request, task_id):
     return status
 
 
+def _breakers():
+    """Every process's breakers from the shared cache, or None while it (Redis) is unreachable."""
+    try:
+        return merged_breakers()
+    except OUTAGE:
+        return None
+
+
 def _with_health(expert, breakers):
-    """An expert's public shape plus its circuit breaker, merged over every process ("closed" if never tripped)."""
+    """An expert's public shape plus its circuit breaker, merged over every process ("closed" if never tripped;
+    "unknown" while the shared cache is unreachable)."""
+    if breakers is None:
+        return {**selectors.expert_dict(expert), "breaker": {"state": "unknown", "reason": "shared cache unreachable"}}
     return {**selectors.expert_dict(expert), "breaker": breakers.get(expert.name, {"state": "closed"})}
 
 
 @api_view(["GET"])
 def experts_view(request):
-    breakers = merged_breakers()
+    breakers = _breakers()
     return {"experts": [_with_health(e, breakers) for e in selectors.experts()]}
 
 
@@ -144,4 +156,4 @@ def expert_view(request, name):
     expert = selectors.expert_by_name(name)
     if expert is None:
         raise ApiError(404, f"no expert named {name!r}.")
-    return _with_health(expert, merged_breakers())
+    return _with_health(expert, _breakers())

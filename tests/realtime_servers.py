@@ -100,7 +100,7 @@ def daphne(tmp_path, **env):
     """Daphne serving the product on the test database; ``env`` adds settings (REDIS_URL, COE_WS_*, LOG_LEVEL). Yields
     (base URL, path of its log). Without REDIS_URL in ``env`` it runs embedded (in-process bus, eager Celery)."""
     base = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CELERY_BROKER_URL")}
-    base.update(DATABASE_URL=database_url(), **{k: str(v) for k, v in env.items()})
+    base.update({"DATABASE_URL": database_url(), **{k: str(v) for k, v in env.items()}})
     port = free_port()
     log_path = tmp_path / f"daphne-{port}.log"
     with open(log_path, "w") as log:
