@@ -2,13 +2,13 @@
 import threading
 from datetime import timedelta
 
-from django.db.models import F
+from django.db.models import Count, F, Max
 from django.utils import timezone
 
 from access.roles import owned_by, redact
 
 from .engine.router import Router
-from .models import Batch, Category, RouterModel, RoutingDecision
+from .models import Batch, BatchChunk, Category, RouterModel, RoutingDecision
 
 _cache = {"version": None, "router": None, "row": None}
 _lock = threading.Lock()
@@ -109,6 +109,16 @@ def batch_results(batch):
         if batch.answer:
             out.update(zip(ANSWER_FIELDS, row[12:]))
         yield out
+
+
+def pending_chunks(batch):
+    """What is left of a batch and why: chunks per status, attempts used so far and the newest reason a chunk gave
+    for waiting (a worker retrying after an outage, …), so the page can say what is pending."""
+    rows = BatchChunk.objects.filter(batch=batch).values("status").annotate(n=Count("id"), tries=Max("attempts"))
+    waiting = (BatchChunk.objects.filter(batch=batch, status__in=("pending", "claimed")).exclude(last_error="")
+               .order_by("-queued_at").values_list("last_error", flat=True).first())
+    return {"chunks": {r["status"]: r["n"] for r in rows}, "most_attempts": max((r["tries"] for r in rows), default=0),
+            "reason": waiting or ""}
 
 
 def batch_accuracy(batch):

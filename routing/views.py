@@ -15,8 +15,8 @@ from experts.selectors import current_map, split_label
 from experts.models import Expert
 
 from coe_site.exports import spreadsheet_safe
-from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, result_fields,
-                        dashboard_snapshot, recent_batches, visible_batches)
+from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, dashboard_snapshot,
+                        pending_chunks, recent_batches, result_fields, visible_batches)
 from .services import (BatchRejected, RoutingInputError, check_prompt, create_batch, demo_state, parse_prompt_list,
                        parse_upload, route_prompts, start_demo, stop_demo)
 
@@ -117,7 +117,7 @@ def batch_detail(request, pk):
     batch = get_object_or_404(visible_batches(request.user), pk=pk)
     return render(request, "routing/batch_detail.html", {
         "batch": batch, "accuracy": batch_accuracy(batch) if batch.labelled else None,
-        "errors": batch.errors[:200]})
+        "errors": batch.errors[:200], "pending": pending_chunks(batch)})
 
 
 @login_required
@@ -149,7 +149,8 @@ def api_batches(request):
 def api_batch(request, pk):
     batch = _batch_or_404(request, pk)
     return {"id": batch.pk, "status": batch.status, "done": batch.done, "total": batch.total,
-            "errors": batch.errors, "answer": batch.answer, "accuracy": batch_accuracy(batch) if batch.labelled else None}
+            "errors": batch.errors, "answer": batch.answer, "accuracy": batch_accuracy(batch) if batch.labelled else None,
+            "pending": pending_chunks(batch)}
 
 
 @api_view(["GET"], scope="batches")
