@@ -11,13 +11,14 @@ from channels.routing import ProtocolTypeRouter, URLRouter  # noqa: E402
 from channels.security.websocket import AllowedHostsOriginValidator  # noqa: E402
 
 from access.ws import BearerTokenMiddleware  # noqa: E402
-from coe_site import warmup  # noqa: E402
+from coe_site import jobs, warmup  # noqa: E402
 from coe_site.fanout import KeepServerSend  # noqa: E402
 from coe_site.preflight import require_services  # noqa: E402
 from coe_site.ws_urls import websocket_urlpatterns  # noqa: E402
 
 require_services()
 warmup.start()
+jobs.start_embedded_reconciler()
 
 application = ProtocolTypeRouter(
     {

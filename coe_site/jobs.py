@@ -102,17 +102,21 @@ def reconcile():
 
 def start_embedded_reconciler():
     """Embedded mode: sweep every COE_RECONCILE_EVERY_S on a daemon thread of this process (Celery beat does it in
-    distributed mode). The first sweep runs at once: work a previous process left unfinished resumes on start."""
-    if not settings.CELERY_TASK_ALWAYS_EAGER or _pool.get("sweeper") == os.getpid():
-        return
-    _pool["sweeper"] = os.getpid()
+    distributed mode). The first sweep runs at once: work a previous process left unfinished resumes on start.
+    Returns an Event that stops it (None when nothing was started: distributed mode, disabled, already running)."""
+    if (not settings.CELERY_TASK_ALWAYS_EAGER or not settings.COE_EMBEDDED_RECONCILER
+            or _pool.get("sweeper") == os.getpid()):
+        return None
+    _pool["sweeper"], stop = os.getpid(), threading.Event()
 
     def loop():
-        while True:
+        while not stop.is_set():
             try:
                 reconcile()
             finally:
                 connections.close_all()
-            threading.Event().wait(settings.COE_RECONCILE_EVERY_S)
+            stop.wait(settings.COE_RECONCILE_EVERY_S)
+        _pool["sweeper"] = None
 
     threading.Thread(target=loop, name="coe-reconciler", daemon=True).start()
+    return stop

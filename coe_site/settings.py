@@ -219,6 +219,7 @@ COE_BATCH_QUEUE = env("COE_BATCH_QUEUE", default="celery")
 # COE_JOBS_IN_BACKGROUND=0 runs them inline when their transaction commits (tests, one-shot commands).
 COE_EMBEDDED_WORKERS = env.int("COE_EMBEDDED_WORKERS", default=2)
 COE_JOBS_IN_BACKGROUND = env.bool("COE_JOBS_IN_BACKGROUND", default=True)
+COE_EMBEDDED_RECONCILER = env.bool("COE_EMBEDDED_RECONCILER", default=True)  # the web process sweeps (embedded)
 # Serving (experts answer; /v1 endpoint): requests per minute per API token or user; the expert that answers when
 # the chosen one fails (blank = the expert mapped to `general`); circuit breaker: consecutive failures to open, seconds
 # before one trial call; how many answers a batch chunk asks for at once.

@@ -6,3 +6,5 @@ import secrets
 
 os.environ.setdefault("DJANGO_SECRET_KEY", f"test-only-{secrets.token_urlsafe(32)}")
 os.environ.setdefault("COE_UPSTREAM_ALLOWED_HOSTS", "127.0.0.1,localhost,::1")
+# Servers the tests start in this process must not sweep in the background: tests run the reconciler themselves.
+os.environ.setdefault("COE_EMBEDDED_RECONCILER", "0")
