@@ -74,7 +74,7 @@ class Hub:
         self.sockets = set()
         self.by_group = collections.defaultdict(set)
         self.live = False
-        self.counters = collections.Counter()  # messages, deliveries, shed, revoked, resyncs
+        self.counters = collections.Counter()  # sockets shed and revoked, resyncs: reported in the log
         self._ready = asyncio.Event()
         self._tasks = []
 
@@ -117,8 +117,11 @@ class Hub:
         if sock.closed:
             return
         self.detach(sock)
-        self.counters["revoked" if code == CLOSE_REVOKED else "shed"] += 1
-        log.info("live events: closing a socket of %s with %s (%s)", sock.viewer, code, why)
+        kind = "revoked" if code == CLOSE_REVOKED else "shed"
+        self.counters[kind] += 1
+        log.log(logging.INFO if code == CLOSE_REVOKED else logging.WARNING,
+                "live events: closing a socket of %s with %s (%s); %d %s so far in this process",
+                sock.viewer, code, why, self.counters[kind], kind)
         asyncio.get_running_loop().create_task(self._close(sock, code))
 
     @staticmethod
@@ -134,7 +137,6 @@ class Hub:
         targets = list(self.by_group.get(group, ())) if group is not None else list(self.sockets)
         if not targets:
             return
-        self.counters["messages"] += 1
         text_for = self._variants(text)
         for sock in targets:
             await self._deliver(sock, text_for(sock))
@@ -159,7 +161,6 @@ class Hub:
     async def _deliver(self, sock, text):
         if sock.closed:
             return
-        self.counters["deliveries"] += 1
         if sock.backlog is not None and sock.pump is None and not sock.queue and sock.backlog() <= self.max_buffer:
             try:
                 await sock.send_text(text)  # a buffering server takes it at once: no task per message
@@ -183,8 +184,6 @@ class Hub:
                 if sock.closed:
                     break
                 await sock.send_text(sock.queue.popleft())
-        except asyncio.CancelledError:
-            raise
         except Exception:
             self.detach(sock)
         finally:
@@ -192,25 +191,30 @@ class Hub:
 
     # --- the subscription -----------------------------------------------------------------------------------------
     async def _run(self):
-        first = True
-        async for item in self.bus.listen([*self.topics, CONTROL]):
+        while True:  # the bus reconnects by itself; this only survives a bug or a bad URL in it
             try:
-                if item[0] == "state":
-                    await self._state(item[1], first)
-                    first = first and item[1] != "live"
-                elif item[1] == CONTROL:
-                    await self._control(json.loads(item[2]))
-                else:
-                    await self.broadcast(item[1], item[2])
-            except Exception:  # one bad message must not end the subscription
-                log.exception("live events: cannot deliver %r", item[:2])
+                async for item in self.bus.listen([*self.topics, CONTROL]):
+                    try:
+                        if item[0] == "state":
+                            await self._state(item[1])
+                        elif item[1] == CONTROL:
+                            await self._control(json.loads(item[2]))
+                        else:
+                            await self.broadcast(item[1], item[2])
+                    except Exception:  # one bad message must not end the subscription
+                        log.exception("live events: cannot deliver %r", item[:2])
+            except Exception:
+                log.exception("live events: the subscription failed; starting it again")
+                await self._state("down")
+                await asyncio.sleep(1)
 
-    async def _state(self, state, first):
+    async def _state(self, state):
         if state == "live":
             self.live = True
             self._ready.set()
-            if not first:  # messages were lost while the subscription was down: every page catches up
-                await self.resync()
+            # sockets attached before now may have missed messages (the bus was down, or not up yet when they were
+            # greeted with live: false): they catch up. At start-up no socket is attached yet.
+            await self.resync()
         elif self.live:
             self.live = False
             await self.broadcast(None, json.dumps({"event": "stream", "data": {"state": "interrupted"}}))
