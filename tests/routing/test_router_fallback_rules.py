@@ -139,6 +139,23 @@ def test_latency_is_the_batch_time_shared_per_prompt(monkeypatch):
     assert router.route([]) == []  # no prompts: no division by zero
 
 
+def test_embeddings_the_caller_has_are_used_as_the_embedder_would_give_them(monkeypatch):
+    """A caller with cached vectors (the designer's evaluation) passes them in: nothing is encoded, and the decision
+    is exactly the one the embedder's own float32 vectors give."""
+    router = make_router({"odd": (CONFIDENT, 0.3), "sure": (TWO_WAY, 0.7)}, monkeypatch)
+    fresh = [r.as_dict() for r in router.route(["odd", "sure"])]
+    cached = [[0.3, math.sqrt(1 - 0.09)], [0.7, math.sqrt(1 - 0.49)]]  # float64, as stored
+
+    def refuse(texts):
+        raise AssertionError("encoded although the embeddings were given")
+
+    monkeypatch.setattr(router.embedder, "encode", refuse)
+    given = [r.as_dict() for r in router.route(["odd", "sure"], embeddings=cached)]
+    for a, b in zip(fresh, given):
+        a.pop("latency_ms"), b.pop("latency_ms")
+    assert given == fresh
+
+
 def test_without_a_general_category_the_first_category_is_the_fallback(monkeypatch):
     router = make_router({"odd": (CONFIDENT, 0.1)}, monkeypatch, categories=["alpha", "beta", "gamma"])
     assert router.fallback == "alpha"
