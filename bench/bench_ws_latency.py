@@ -343,6 +343,8 @@ def report(args, r):
                                            / r["wall"], 1),
         "other_events": stats.events,
         "cpu_cores_used": {k: round(v, 2) for k, v in r["cpu"].items()},
+        "daphne_cpu_us_per_frame": round(r["cpu"]["daphne"] * r["wall"] * 1e6 / max(1, sum(c.messages for c in
+                                                                                        r["clients"]))),
         "machine_cores_busy": round(r["machine_busy"], 2), "cores": os.cpu_count(),
         "loadavg_start_end": [round(r["load"][0][0], 2), round(r["load"][1][0], 2)],
         "daphne_rss_mb_start_end": [round(r["rss"][0]), round(r["rss"][1])],

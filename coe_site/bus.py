@@ -34,7 +34,8 @@ def channel_prefix():
 
 
 class RedisBus:
-    """PUBLISH from a small blocking pool (thread-safe); one asyncio pub/sub connection per listening loop."""
+    """PUBLISH from a small blocking pool (thread-safe); one asyncio pub/sub connection per listening loop. Connections
+    are named ``coe-live-pub-<pid>`` / ``coe-live-sub-<pid>`` in Redis's CLIENT LIST."""
 
     kind = "redis"
 
@@ -51,7 +52,7 @@ class RedisBus:
         if self._pid != os.getpid():  # first use, or a forked worker: never share the parent's sockets
             pool = redis.BlockingConnectionPool.from_url(
                 self.url, max_connections=4, timeout=self.timeout_s, socket_connect_timeout=self.timeout_s,
-                socket_timeout=self.timeout_s, retry=Retry(NoBackoff(), 1))
+                socket_timeout=self.timeout_s, retry=Retry(NoBackoff(), 1), client_name=f"coe-live-pub-{os.getpid()}")
             self._client, self._pid = redis.Redis(connection_pool=pool), os.getpid()
         return self._client
 
@@ -86,7 +87,7 @@ class RedisBus:
         cut = len(self.prefix)
         while True:
             client = aioredis.Redis.from_url(self.url, socket_connect_timeout=self.timeout_s * 3,
-                                             retry=Retry(NoBackoff(), 0))
+                                             retry=Retry(NoBackoff(), 0), client_name=f"coe-live-sub-{os.getpid()}")
             pubsub = client.pubsub(ignore_subscribe_messages=True)
             try:
                 await asyncio.wait_for(pubsub.subscribe(*channels), self.timeout_s * 3)

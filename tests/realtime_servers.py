@@ -55,7 +55,8 @@ class RedisServer:
 
     def _answers(self):
         try:
-            return self.client().ping()
+            with contextlib.closing(self.client()) as c:  # closed now: tests count this server's connections
+                return c.ping()
         except Exception:
             assert self.proc.poll() is None, "redis-server exited"
             return False
