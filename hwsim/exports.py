@@ -21,7 +21,7 @@ from .models import RunExport, RunExportPart
 
 PART_BYTES = 1 << 20  # compressed bytes per stored part
 OUT_BYTES = 1 << 20  # inflated bytes per piece sent to a client that does not take gzip
-LEVEL = 1  # zlib level: 6x faster than the default 6 on the requests table, 12 % larger (docs/BENCHMARKS.md)
+LEVEL = 1  # zlib level: a fifth of the default level 6's time on the requests table, 12 % larger (BENCHMARKS.md)
 TRACE = "trace.json"
 NAMES = tuple(f"{t}.csv" for t in TABLES) + (TRACE,)
 CONTENT_TYPES = {TRACE: "application/json"}
@@ -51,7 +51,9 @@ def _text(result, name):
 
 def write(run_id, token, result, renew=lambda: None):
     """Write every download of `result` for run `run_id` under claim `token`; `renew()` is called after each part
-    (it renews the claim, and raises to stop when the claim was taken over)."""
+    (it renews the claim, and raises to stop when the claim was taken over). What an earlier attempt under the same
+    claim left (a task retried after an outage) is replaced."""
+    discard_claim(run_id, token)
     for name in NAMES:
         export = RunExport.objects.create(run_id=run_id, token=token, name=name)
         deflate = zlib.compressobj(LEVEL, zlib.DEFLATED, 31)  # 31: a gzip header (mtime 0: same bytes every time)

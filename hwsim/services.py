@@ -170,12 +170,12 @@ def execute_run(run_id, token=None):
     try:
         status, error = _write_exports(run_id, token, result, renew)
     except ClaimLost:
+        exports.discard_claim(run_id, token)
         return "lost"
-    with transaction.atomic():
-        won = SimulationRun.objects.filter(pk=run_id, status="running", claimed_by=token).update(
-            status="done", summary=summary, outputs=outputs, progress_done=total, progress_total=total,
-            finished_at=timezone.now(), exports_status=status, exports_error=error,
-            exports_token=token if status == "ready" else "")
+    won = SimulationRun.objects.filter(pk=run_id, status="running", claimed_by=token).update(
+        status="done", summary=summary, outputs=outputs, progress_done=total, progress_total=total,
+        finished_at=timezone.now(), exports_status=status, exports_error=error,
+        exports_token=token if status == "ready" else "")
     if not won:
         exports.discard_claim(run_id, token)
         return "lost"
@@ -244,13 +244,18 @@ def write_exports(run_id, token=None):
     if token is None:
         return None
     run = SimulationRun.objects.defer("outputs").get(pk=run_id)
-    renew = _renewer(run_id, token)
     try:
-        status, error = _write_exports(run_id, token, rerun(run), renew)
-    except ClaimLost:
-        return "lost"
-    except ConfigError as exc:  # e.g. the replayed decisions are gone: the run cannot be reproduced any more
-        status, error = "failed", f"the run cannot be simulated again: {exc}"
+        result = rerun(run)
+    except OUTAGE:
+        raise
+    except Exception as exc:  # e.g. the replayed decisions are gone: the run cannot be reproduced any more
+        status, error = "failed", f"the run cannot be simulated again: {type(exc).__name__}: {exc}"
+    else:
+        try:
+            status, error = _write_exports(run_id, token, result, _renewer(run_id, token))
+        except ClaimLost:
+            exports.discard_claim(run_id, token)
+            return "lost"
     won = SimulationRun.objects.filter(pk=run_id, claimed_by=token, exports_status="pending").update(
         exports_status=status, exports_error=error, exports_token=token if status == "ready" else "")
     if not won:

@@ -115,6 +115,32 @@ def test_formula_cells_are_neutralised(inline_jobs, reader, django_capture_on_co
     assert not any(e.startswith(("=", "+", "-", "@")) for e in served)
 
 
+def test_an_outage_while_writing_downloads_retries_and_replaces_the_partial_ones(
+        inline_jobs, small_parts, reader, monkeypatch, django_capture_on_commit_callbacks):
+    from django.db import OperationalError
+
+    from hwsim.tasks import run_simulation
+
+    with django_capture_on_commit_callbacks(execute=False):
+        run = services.create_run(PARAMS)
+    text, attempts = exports._text, []
+
+    def failing_once(result, name):
+        attempts.append(name)
+        yield from text(result, name)
+        if len(attempts) == 2:  # the first table is stored, the second written in full: then the database goes
+            assert RunExportPart.objects.filter(export__run=run).count() > 2
+            raise OperationalError("terminating connection due to administrator command")
+
+    monkeypatch.setattr(exports, "_text", failing_once)
+    run_simulation.apply(args=[run.pk], throw=False)  # eager Celery runs the retry at once
+    run.refresh_from_db()
+    assert (run.status, run.exports_status) == ("done", "ready") and attempts[2] == exports.NAMES[0]
+    assert sorted(RunExport.objects.filter(run=run).values_list("name", flat=True)) == sorted(exports.NAMES)
+    served = body(reader.get(reverse("hwsim:run-csv", args=[run.pk, "switches"]), HTTP_ACCEPT_ENCODING=""))
+    assert served == to_csv(services.rerun(run), "switches").encode()
+
+
 def test_a_run_without_stored_downloads_says_how_and_prepares_them_once(
         inline_jobs, reader, monkeypatch, django_capture_on_commit_callbacks):
     run = finished_run(django_capture_on_commit_callbacks)
@@ -146,6 +172,25 @@ def test_a_run_without_stored_downloads_says_how_and_prepares_them_once(
     with django_capture_on_commit_callbacks(execute=True) as asked_again:
         reader.post(prepare)
     assert not asked_again and RunExport.objects.filter(run=run).count() == len(exports.NAMES)
+
+
+def test_a_run_that_cannot_be_reproduced_says_why_its_downloads_failed(
+        inline_jobs, reader, make_decisions, django_capture_on_commit_callbacks):
+    from routing.models import RoutingDecision
+
+    make_decisions([("coding", 40)] * 5)
+    run = finished_run(django_capture_on_commit_callbacks, {"workload": {"kind": "replay", "source": "recent",
+                                                                         "count": 5}})
+    RunExport.objects.filter(run=run).delete()
+    SimulationRun.objects.filter(pk=run.pk).update(exports_status="", exports_token="")
+    RoutingDecision.objects.all().delete()  # the replayed traffic is gone
+    with django_capture_on_commit_callbacks(execute=True):
+        reader.post(reverse("hwsim:run-prepare-downloads", args=[run.pk]))
+    run.refresh_from_db()
+    assert run.exports_status == "failed" and "no longer exist" in run.exports_error
+    refused = reader.get(reverse("hwsim:run-csv", args=[run.pk, "requests"]))
+    assert refused.status_code == 409 and "no longer exist" in refused.json()["error"]["message"]
+    assert "Writing the downloads failed" in reader.get(reverse("hwsim:run", args=[run.pk])).content.decode()
 
 
 def test_downloads_wait_for_a_finished_run(reader):
