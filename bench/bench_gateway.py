@@ -5,7 +5,7 @@ errors, with per-token latency reported. Set-up: a local OpenAI-protocol upstrea
 this process, the product served by Daphne in a subprocess (PostgreSQL, Redis), the official ``openai`` client.
 Overhead: the same request sent alternately to the upstream and to a named expert through our endpoint (a named
 expert is not routed, so the router's time is excluded by construction); the routed path (model ``coe``) is
-reported beside it. Run e.g.
+reported beside it. The per-user limits are on (counted in Redis on every call, set too high to refuse any). Run e.g.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/coe_bench REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/bench_gateway.py [--requests 300] [--clients 50] [--tokens 64] [--token-ms 20]
 """
@@ -113,8 +113,15 @@ def main():
     parser.add_argument("--rounds", type=int, default=2, help="streams per client")
     parser.add_argument("--tokens", type=int, default=64, help="tokens per streamed answer")
     parser.add_argument("--token-ms", type=float, default=20.0, help="upstream pause between tokens")
+    parser.add_argument("--limits-off", action="store_true",
+                        help="turn the per-user limits off (to measure what they cost; not how the product runs)")
     args = parser.parse_args()
-    os.environ["COE_RATE_LIMIT_PER_MIN"] = "0"  # the bench is one token sending thousands of requests
+    # The per-user limits stay on, as in production: every call is counted in Redis (requests, and tokens where the
+    # product budgets them). They are set above what this one user sends (a few thousand calls and a few hundred
+    # thousand tokens a minute), so the checks are made on every call and refuse none.
+    os.environ["COE_RATE_LIMIT_PER_MIN"] = "0" if args.limits_off else "1000000"
+    os.environ["COE_TOKENS_PER_MIN"] = "0" if args.limits_off else "1000000000"
+    os.environ.setdefault("COE_UPSTREAM_ALLOWED_HOSTS", "127.0.0.1")  # the local upstream below is on loopback
     _live.setup_django()
     import openai
     from django.contrib.auth import get_user_model
@@ -124,6 +131,8 @@ def main():
     from experts.selectors import current_map
 
     user, _ = get_user_model().objects.get_or_create(username="bench-gateway")
+    user.is_staff = True  # an operator: may chat with the experts
+    user.save()
     token = issue_token(user=user.username)[0]
     with FakeOpenAI() as upstream:
         for name in set(current_map().assignments.values()) | {EXPERT}:
@@ -142,6 +151,7 @@ def main():
             result["daphne_rss_mb"] = round(_live.rss_mb(proc.pid), 1)
         finally:
             _live.stop(proc)
+    result["limits"] = "off" if args.limits_off else "on"
     print(json.dumps(result, indent=2))
 
 
