@@ -59,7 +59,7 @@ def body(response):
 
 
 def test_downloads_are_the_stored_bytes_equal_to_the_engine_and_never_recomputed(
-        inline_jobs, small_parts, reader, monkeypatch, settings, django_capture_on_commit_callbacks):
+        inline_jobs, small_parts, reader, monkeypatch, django_capture_on_commit_callbacks):
     run = finished_run(django_capture_on_commit_callbacks)
     result = services.rerun(run)  # what the old download computed per GET
     expected = {t: to_csv(result, t).encode() for t in TABLES}

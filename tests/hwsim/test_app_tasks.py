@@ -189,7 +189,7 @@ def test_the_reconciler_finishes_a_sweep_whose_runs_all_ended(inline_jobs, djang
     assert services.reconcile_simulations()["sweeps_finished"] == 0
 
 
-def test_the_reconciler_is_registered(settings, monkeypatch):
+def test_the_reconciler_is_registered(monkeypatch):
     from coe_site import jobs
     from hwsim import twin
 
