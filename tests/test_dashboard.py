@@ -222,7 +222,7 @@ async def _decision_reaches_client(user):
     assert (await comm.connect(timeout=5))[0]
     assert (await comm.receive_json_from(timeout=5))["event"] == "hello"
     sent = time.time()
-    await sync_to_async(route_prompts)(["Differentiate sin(x) * x^2."], "api")
+    await sync_to_async(route_prompts)(["Differentiate sin(x) * x^2."], "api", user=user)  # the socket's own prompt
     message = await comm.receive_json_from(timeout=10)
     assert message["event"] == "dashboard.summary"
     data = message["data"]

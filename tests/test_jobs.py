@@ -10,7 +10,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 def test_embedded_reconciler_finishes_a_batch_nobody_woke_a_worker_for(active_router, user, settings):
-    settings.COE_EMBEDDED_RECONCILER = True
+    settings.CELERY_TASK_ALWAYS_EAGER = settings.COE_EMBEDDED_RECONCILER = True  # embedded mode, also in the PG pass
     settings.COE_RECONCILE_EVERY_S = 0.5
     settings.COE_RECONCILE_IDLE_S = 0
     batch = Batch.objects.create(total=4, created_by=user, name="orphan")  # rows only: no message was ever sent

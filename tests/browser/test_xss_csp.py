@@ -40,7 +40,7 @@ def planted(active_router, settings, live_server):
     from routing.engine.inputs import Item
     from routing.services import create_batch, route_prompts
 
-    settings.COE_JOBS_IN_BACKGROUND = False
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     admin = make_user("root", is_staff=True, is_superuser=True)
     route_prompts([f"Solve 2x + 3 = 11 {PAYLOAD}"], "page", user=admin)
     batch = create_batch([Item(1, f"Write a poem {PAYLOAD}"), Item(2, "Integrate x^2 dx.")], PAYLOAD[:200], admin)

@@ -66,7 +66,7 @@ def test_chunks_that_use_up_their_attempts_fail_with_the_reason_and_the_batch_en
 
 
 def test_requeue_batches_command_and_retrying_failed_chunks(user, settings, active_router):
-    settings.COE_JOBS_IN_BACKGROUND = False
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     batch = batch_of(user, n=4, settings=settings)
     one, two = batch.chunks.order_by("index")
     BatchChunk.objects.filter(pk=one.pk).update(status="failed")

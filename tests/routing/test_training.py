@@ -15,7 +15,7 @@ from routing.models import Category, RouterModel, RouterTraining
 @pytest.fixture
 def small_taxonomy(db, settings):
     """Trim every category to 12 seed prompts so a real auto-selected training run takes seconds; run jobs inline."""
-    settings.COE_JOBS_IN_BACKGROUND = False
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     for category in Category.objects.all():
         category.seed_prompts = category.seed_prompts[:12]
         category.save()
@@ -53,7 +53,7 @@ def test_worse_router_stays_inactive_unless_overridden(small_taxonomy, user):
 
 
 def test_one_training_at_a_time_and_claims(db, user, settings):
-    settings.COE_JOBS_IN_BACKGROUND = False
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     first = RouterTraining.objects.create(task_id="t-1")  # queued, as if its message were still on its way
     with pytest.raises(training.RetrainingBusy, match="t-1"):
         training.request_training(user=user)

