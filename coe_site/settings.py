@@ -213,6 +213,8 @@ COE_BATCH_CHUNK_SIZE = env.int("COE_BATCH_CHUNK_SIZE", default=256)
 COE_CHUNK_STALE_S = env.float("COE_CHUNK_STALE_S", default=120.0)
 COE_CHUNK_MAX_ATTEMPTS = env.int("COE_CHUNK_MAX_ATTEMPTS", default=5)  # then the chunk fails, with the reason
 COE_TRAINING_STALE_S = env.float("COE_TRAINING_STALE_S", default=300.0)
+HWSIM_RUN_STALE_S = env.float("HWSIM_RUN_STALE_S", default=600.0)  # a simulation claim not renewed this long is stale
+HWSIM_CELERY_QUEUE = env("HWSIM_CELERY_QUEUE", default=None)  # optional: simulations on workers of their own
 COE_RECONCILE_IDLE_S = env.float("COE_RECONCILE_IDLE_S", default=60.0)
 COE_BATCH_QUEUE = env("COE_BATCH_QUEUE", default="celery")
 # Embedded mode: background jobs (batches, retraining, simulations) run on this many threads of the web process;

@@ -44,13 +44,13 @@ class ClaimLost(RuntimeError):
 
 def stale_after():
     """Seconds without a sign of life after which a claim is taken over (HWSIM_RUN_STALE_S, default 600)."""
-    return float(getattr(settings, "HWSIM_RUN_STALE_S", 600))
+    return settings.HWSIM_RUN_STALE_S
 
 
 def queue_name(queue=None):
     """The queue simulations go to: the caller's, else settings.HWSIM_CELERY_QUEUE (optional: lets a
     deployment keep CPU-heavy simulations on their own workers), else Celery's default."""
-    return queue or getattr(settings, "HWSIM_CELERY_QUEUE", None)
+    return queue or settings.HWSIM_CELERY_QUEUE
 
 
 # -- creating ---------------------------------------------------------------------------------------------

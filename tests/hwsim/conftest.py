@@ -1,17 +1,6 @@
-"""Fixtures for the hwsim app tests: eager Celery in either settings mode, a recorder of "hwsim" events, and
+"""Fixtures for the hwsim app tests: a recorder of "hwsim" events, and
 routed decisions written directly (the routing engine is exercised by the live-twin test instead)."""
 import pytest
-
-
-@pytest.fixture
-def eager():
-    """Run tasks in-process even in distributed mode (no worker in these tests)."""
-    from coe_site.celery import app
-
-    before = app.conf.task_always_eager
-    app.conf.task_always_eager = True
-    yield app
-    app.conf.task_always_eager = before
 
 
 @pytest.fixture
