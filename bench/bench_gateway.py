@@ -6,8 +6,8 @@ this process, the product served by Daphne in a subprocess (PostgreSQL, Redis), 
 Overhead: the same request sent alternately to the upstream and to a named expert through our endpoint (a named
 expert is not routed, so the router's time is excluded by construction); the routed path (model ``coe``) is
 reported beside it. The per-user limits are on (counted in Redis on every call, set too high to refuse any). Run e.g.
-    DATABASE_URL=postgres://postgres@127.0.0.1:5432/coe_bench REDIS_URL=redis://127.0.0.1:6379/0 \\
-        .venv/bin/python bench/bench_gateway.py [--requests 300] [--clients 50] [--tokens 64] [--token-ms 20]
+    DJANGO_SECRET_KEY=... DATABASE_URL=postgres://postgres@127.0.0.1:5432/coe_bench REDIS_URL=redis://127.0.0.1:6379/0 \\
+        .venv/bin/python bench/bench_gateway.py [--requests 300] [--clients 50] [--tokens 64] [--token-ms 20] [--limits-off]
 """
 import argparse
 import asyncio
