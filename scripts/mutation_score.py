@@ -3,8 +3,10 @@
 score = (killed + timed out) / (mutants - equivalent). A mutant counts as equivalent only if it is listed in
 scripts/mutation_equivalent.txt *and* its diff still changes the line recorded there: when the function is edited,
 mutmut renumbers its mutants, and a stale entry must not hide a new survivor. Everything else that was not killed
-(survived, no tests, suspicious, …) is printed with its diff and counts against the score.
+(survived, no tests, suspicious, …) is printed with its diff and counts against the score. Globs after the list
+(mutmut mutant names) restrict the score to those functions, for a module that is only part of a file.
 """
+import fnmatch
 import subprocess
 import sys
 
@@ -33,11 +35,11 @@ def load_equivalent(path):
     return entries
 
 
-def main(module, equivalent_path):
+def main(module, equivalent_path, *functions):
     status = {}
     for line in mutmut("results", "--all", "true").splitlines():
         name, _, state = line.strip().rpartition(": ")
-        if name:
+        if name and (not functions or any(fnmatch.fnmatchcase(name, f) for f in functions)):
             status[name] = state
     listed = load_equivalent(equivalent_path)
     killed = sum(s in ("killed", "timeout") for s in status.values())
