@@ -15,7 +15,8 @@ class BearerTokenMiddleware:
         auth = headers.get(b"authorization", b"").decode("latin-1")
         scheme, _, token = auth.partition(" ")
         if scheme.lower() == "bearer" and token.strip():
-            row = await database_sync_to_async(token_row)(token.strip())
+            # not thread-sensitive: lookups of a reconnect storm wait on the database in parallel (default pool)
+            row = await database_sync_to_async(token_row, thread_sensitive=False)(token.strip())
             if row is not None and row.allows("read"):
                 expires = row.expires_at.timestamp() if row.expires_at else None
                 scope = {**scope, "user": row.user, "auth_token": row.pk, "auth_token_expires": expires}

@@ -172,27 +172,36 @@ async def connect_all(port, tokens, stats, concurrency, timeout):
     return [c for c in clients if c is not None]
 
 
-def cpu_seconds(pids):
-    total = 0.0
-    for pid in pids:
-        try:
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-        except (FileNotFoundError, ProcessLookupError, IndexError):
-            pass
-    return total
+def cpu_seconds(pid):
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError):
+        return None
 
 
-def pids_named(name):
+def processes(comm, cmdline_has=""):
+    """Pids whose command name is ``comm`` (and whose command line contains ``cmdline_has``)."""
     out = []
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                if (entry / "comm").read_text().strip() == name:
+                if (entry / "comm").read_text().strip() == comm and \
+                        cmdline_has in (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode():
                     out.append(int(entry.name))
             except OSError:
                 pass
     return out
+
+
+def cpu_snapshot(groups):
+    """{group: {pid: CPU seconds}}; ``groups``: {name: callable returning pids} (re-listed: backends come and go)."""
+    return {name: {pid: t for pid in pids() if (t := cpu_seconds(pid)) is not None} for name, pids in groups.items()}
+
+
+def cpu_used(before, after, wall):
+    """Cores used per group between two snapshots (a process that started meanwhile counts from zero)."""
+    return {name: sum(t - before[name].get(pid, 0.0) for pid, t in after[name].items()) / wall for name in after}
 
 
 def machine_busy():
@@ -202,13 +211,16 @@ def machine_busy():
 
 # --- the generator process ----------------------------------------------------------------------------------------
 
-def generate(rate, seconds, source):
-    """Route ``rate`` prompts/s for ``seconds`` (after "go" on stdin): one routed batch and one commit per tick."""
+def generate(rate, seconds, source, fanout_only):
+    """Route ``rate`` prompts/s for ``seconds`` (after "go" on stdin): one routed batch and one commit per tick.
+    ``fanout_only``: skip the router and the database — hand the coalescer decisions shaped like routed ones, with
+    their publish time as commit time — to measure the live path alone (not the target's set-up)."""
     _live.setup_django()
     import random
 
     from django.contrib.auth import get_user_model
 
+    from coe_site import realtime
     from routing.defaults import seed_examples
     from routing.models import RoutingDecision
     from routing.selectors import active_router
@@ -220,18 +232,31 @@ def generate(rate, seconds, source):
     active_router()
     route_prompts(prompts[:8], source, user=owner)  # warm: embedder, map, connections
     first = (RoutingDecision.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
+
+    def fake(batch):
+        now = time.time()
+        realtime.dashboard.add_decisions([
+            {"id": -1, "user": owner.pk, "source": source, "prompt": p[:120], "category": "math", "confidence": 0.9,
+             "entropy": 0.2, "fallback_reason": "", "expert": "Qwen2-7B-Instruct", "latency_ms": 3.0, "batch": None,
+             "t": now} for p in batch])
+
     print("ready", flush=True)
     sys.stdin.readline()
     start, sent, cursor, tick = time.monotonic(), 0, 0, 0.1
     while (woke := time.monotonic()) - start < seconds:
         due = min(int((woke - start) * rate) + 1 - sent, max(1, int(rate)))
         if due > 0:
-            route_prompts([prompts[(cursor + i) % len(prompts)] for i in range(due)], source, user=owner)
+            batch = [prompts[(cursor + i) % len(prompts)] for i in range(due)]
+            if fanout_only:
+                fake(batch)
+            else:
+                route_prompts(batch, source, user=owner)
             cursor, sent = (cursor + due) % len(prompts), sent + due
         time.sleep(max(0.0, max(start + sent / rate, woke + tick) - time.monotonic()))
     elapsed = time.monotonic() - start
     time.sleep(0.5)  # the coalescer's last summary
-    stored = RoutingDecision.objects.filter(id__gte=first, user=owner, source=source).count()
+    stored = None if fanout_only else \
+        RoutingDecision.objects.filter(id__gte=first, user=owner, source=source).count()
     print(json.dumps({"sent": sent, "seconds": elapsed, "stored": stored}), flush=True)
 
 
@@ -296,9 +321,12 @@ async def run(args, port, tokens, daphne, generator):
     print(f"connected {len(clients)}/{len(tokens)} in {connect_s:.1f} s; rejected {stats.rejected or 0}; "
           f"failed {stats.failed or 0}; routing starts now (daphne pid {daphne.pid}, generator pid {generator.pid})",
           flush=True)
-    watched = {"daphne": [daphne.pid], "generator": [generator.pid], "clients (this process)": [os.getpid()],
-               "postgres (all)": pids_named("postgres"), "redis-server (all)": pids_named("redis-server")}
-    before = {k: cpu_seconds(v) for k, v in watched.items()}
+    db_name = os.environ["DATABASE_URL"].rsplit("/", 1)[-1]
+    watched = {"daphne": lambda: [daphne.pid], "generator": lambda: [generator.pid],
+               "clients (this process)": lambda: [os.getpid()],
+               f"postgres (backends of {db_name})": lambda: processes("postgres", f" {db_name} "),
+               "redis-server (shared with other jobs)": lambda: processes("redis-server")}
+    before = cpu_snapshot(watched)
     busy0, total0 = machine_busy()
     load0 = os.getloadavg()
     rss0 = _live.rss_mb(daphne.pid)
@@ -310,7 +338,7 @@ async def run(args, port, tokens, daphne, generator):
     await asyncio.sleep(args.grace)  # the last summaries in flight
     wall = time.monotonic() - wall0
     busy1, total1 = machine_busy()
-    cpu = {k: max(0.0, cpu_seconds(v) - before[k]) / wall for k, v in watched.items()}
+    cpu = cpu_used(before, cpu_snapshot(watched), wall)
     closed = {}
     for c in clients:
         if c.close_code is not None or c.lost:
@@ -335,7 +363,8 @@ def report(args, r):
     out = {
         "clients": args.clients, "connected": len(r["clients"]), "rejected": stats.rejected, "failed": stats.failed,
         "closed_during_run": r["closed"], "connect_s": round(r["connect_s"], 1),
-        "target_rate": args.rate, "achieved_rate": round(produced / gen["seconds"], 1) if gen["seconds"] else None,
+        "fanout_only": args.fanout_only, "target_rate": args.rate,
+        "achieved_rate": round(produced / gen["seconds"], 1) if gen["seconds"] else None,
         "produced": produced, "stored_in_db": gen["stored"], "expected_deliveries": expected,
         "delivered": delivered, "per_client_min": per_client[0], "per_client_max": per_client[-1],
         "latency_ms": {"p50": pct[50], "p95": pct[95], "p99": pct[99], "max": pct[100]},
@@ -362,11 +391,14 @@ def main():
     ap.add_argument("--grace", type=float, default=3.0, help="seconds to wait for the last summaries")
     ap.add_argument("--timeout", type=float, default=30.0, help="per-client connect + hello timeout")
     ap.add_argument("--connect-concurrency", type=int, default=100)
+    ap.add_argument("--fanout-only", action="store_true",
+                    help="no router, no database writes: decisions shaped like routed ones go straight to the "
+                         "coalescer (measures the live path alone; not the target's set-up)")
     ap.add_argument("--role", default="main", choices=["main", "generate"])
     args = ap.parse_args()
     os.environ.setdefault("DJANGO_SECRET_KEY", "bench-" + base64.b64encode(os.urandom(24)).decode())
     if args.role == "generate":
-        return generate(args.rate, args.seconds, args.source)
+        return generate(args.rate, args.seconds, args.source, args.fanout_only)
     import resource
 
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
@@ -379,7 +411,8 @@ def main():
     log_dir = Path(tempfile.mkdtemp(prefix="bench-ws-"))
     daphne, port = start_daphne(log_dir / "daphne.log")
     generator = subprocess.Popen([sys.executable, __file__, "--role", "generate", "--rate", str(args.rate),
-                                  "--seconds", str(args.seconds), "--source", args.source], cwd=_live.ROOT,
+                                  "--seconds", str(args.seconds), "--source", args.source,
+                                  *(["--fanout-only"] if args.fanout_only else [])], cwd=_live.ROOT,
                                  stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True, start_new_session=True)
     try:
         if read_line(generator, 300) != "ready":

@@ -29,7 +29,10 @@ class EventsConsumer:
     async def __call__(self, scope, receive, send):
         if (await receive())["type"] != "websocket.connect":
             return
-        viewer = await database_sync_to_async(ws_access.viewer_for)(scope)
+        hub = current_hub()
+        user_id = getattr(scope.get("user"), "pk", None)
+        known = next((s.viewer.view_all for s in hub.sockets if s.viewer.user_id == user_id), None)
+        viewer = await database_sync_to_async(ws_access.viewer_for, thread_sensitive=False)(scope, known)
         if viewer is None:
             await send({"type": "websocket.close", "code": fanout.CLOSE_REVOKED})
             return
@@ -39,7 +42,6 @@ class EventsConsumer:
             await send({"type": "websocket.close", "code": 4400})
             return
         await send({"type": "websocket.accept"})
-        hub = current_hub()
         live = await hub.ready(settings.COE_WS_SUBSCRIBE_TIMEOUT_S)
         sock = fanout.Socket(scope.get("server_send", send), wanted, viewer)
         # hello first, then attach: every event after the hello reaches the page, which catches up on hello

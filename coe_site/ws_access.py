@@ -26,7 +26,7 @@ from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
 from access.models import ApiToken
-from access.roles import can_view_all, redact
+from access.roles import redact
 
 from . import bus
 
@@ -54,8 +54,9 @@ class Viewer:
         return f"{self.username} ({'token #%s' % self.token_id if self.token_id else 'session'})"
 
 
-def viewer_for(scope):
-    """The Viewer of a websocket scope (after the auth middlewares), or None if it may not connect."""
+def viewer_for(scope, view_all=None):
+    """The Viewer of a websocket scope (after the auth middlewares), or None if it may not connect. ``view_all``: the
+    user's view-all right when another open socket of theirs already knows it (no query then)."""
     user = scope.get("user")
     if user is None or not user.is_authenticated or not user.is_active:
         return None
@@ -63,12 +64,14 @@ def viewer_for(scope):
     session_key = None if token_id else getattr(scope.get("session"), "session_key", None)
     if token_id is None and not session_key:
         return None
-    return Viewer(user_id=user.pk, username=user.get_username(), view_all=can_view_all(user), token_id=token_id,
+    if view_all is None:
+        view_all = bool(user.is_staff or user.is_superuser or _view_all_holders({user.pk: user}))
+    return Viewer(user_id=user.pk, username=user.get_username(), view_all=view_all, token_id=token_id,
                   session_key=session_key, session_hash=session_digest(session_key) if session_key else None,
                   expires_at=scope.get("auth_token_expires"))
 
 
-# --- what a viewer may see -------------------------------------------------------------------------------------------
+# --- what a viewer may see ------------------------------------------------------------------------------------------
 
 def summary_lens(data):
     """(key_of(viewer), render(key)) for a ``dashboard.summary``: "all" (the message as sent), "others" (private
@@ -102,7 +105,7 @@ def _reader(pk):
 LENSES = {"dashboard.summary": summary_lens}
 
 
-# --- when a socket must close ------------------------------------------------------------------------------------------
+# --- when a socket must close ---------------------------------------------------------------------------------------
 
 class Guard:
     def expires_at(self, viewer):
@@ -161,7 +164,8 @@ def check_viewers(viewers):
 
 
 def _view_all_holders(users):
-    """Mirrors access.roles.can_view_all (ModelBackend permissions: the user's own or a group's) in one query."""
+    """Which of ``users`` (active) hold access.view_all_traffic, their own or through a group, in one query: with
+    is_staff/is_superuser this mirrors access.roles.can_view_all (tests/test_realtime_isolation.py checks both)."""
     if not users:
         return set()
     perm = dict(codename="view_all_traffic", content_type__app_label="access")

@@ -147,3 +147,28 @@ async def test_variants_are_rendered_once_per_message_not_once_per_socket():
                for v, f in zip(viewers, fakes)}
     assert prompts == {"owner": ["owner's secret", "a demo prompt"], "viewer": ["", "a demo prompt"],
                        "auditor": ["owner's secret", "a demo prompt"], "viewer2": ["", "a demo prompt"]}
+
+
+async def test_the_bulk_view_all_check_agrees_with_access_roles():
+    from django.contrib.auth.models import Permission
+
+    from access.roles import can_view_all
+    from coe_site.ws_access import Viewer, check_viewers
+
+    def people():
+        direct = make_user("direct", "Viewers")
+        direct.user_permissions.add(Permission.objects.get(codename="view_all_traffic"))
+        return [make_user("viewer", "Viewers"), make_user("op", "Operators"), make_user("aud", "Auditors"), direct,
+                make_user("staff", is_staff=True), make_user("root", is_superuser=True),
+                make_user("gone", "Auditors", is_active=False)]
+
+    def compare():
+        users = people()
+        verdicts = check_viewers([Viewer(user_id=u.pk, username=u.username, view_all=None) for u in users])
+        fresh = {u.pk: type(u).objects.get(pk=u.pk) for u in users}  # no permission cache from set-up
+        return {v.username: verdicts[v] for v in verdicts}, {u.username: can_view_all(fresh[u.pk]) for u in users}
+
+    bulk, roles = await sync_to_async(compare)()
+    assert bulk == {**roles, "gone": None}  # an inactive user's sockets close
+    assert roles == {"viewer": False, "op": False, "aud": True, "direct": True, "staff": True, "root": True,
+                     "gone": False}
