@@ -2,12 +2,14 @@
 import asyncio
 import json
 import threading
+import types
 
 import pytest
 import pytest_asyncio
 
 from experts.backends import (AllExpertsFailed, Backend, BackendConfig, BackendError, BreakerBoard, CircuitBreaker,
                               Delta, complete_first, make_backend, open_stream)
+from experts.backends import dispatch
 from experts.backends.dispatch import backoff_delay
 from experts.backends.openai_http import aclose_shared_client
 from tests.fakes.openai_server import FakeOpenAI, closed_port
@@ -131,12 +133,22 @@ def test_backoff_grows_with_jitter_and_respects_retry_after():
 # -- dispatch ------------------------------------------------------------------------------------------
 
 @pytest.mark.asyncio
-async def test_primary_answers_without_fallback():
+async def test_primary_answers_without_fallback(monkeypatch):
+    clock = Clock()
+    monkeypatch.setattr(dispatch, "time", types.SimpleNamespace(perf_counter=clock))
+
+    class Timed(Scripted):
+        async def stream(self, messages, **kwargs):
+            clock.now += 0.25  # this expert takes 250 ms to its first token
+            async for delta in super().stream(messages, **kwargs):
+                yield delta
+
     board = BreakerBoard()
-    opened = await open_stream([("a", Scripted("a", "ok")), ("b", Scripted("b", "ok"))], MSGS, breakers=board)
+    opened = await open_stream([("a", Timed("a", "ok")), ("b", Scripted("b", "ok"))], MSGS, breakers=board)
     assert (opened.expert, opened.fallback_reason, opened.first.text) == ("a", "", "a:")
     assert [d.text async for d in opened.rest] == [" answer"]
-    assert len(opened.attempts) == 1 and opened.attempts[0].ok and opened.ttft_ms >= 0
+    assert len(opened.attempts) == 1 and opened.attempts[0].ok
+    assert opened.attempts[0].elapsed_ms == opened.ttft_ms == 250.0
 
 
 @pytest.mark.asyncio
