@@ -74,7 +74,7 @@ class Hub:
         self.sockets = set()
         self.by_group = collections.defaultdict(set)
         self.live = False
-        self.counters = collections.Counter()  # sockets shed and revoked, resyncs: reported in the log
+        self.counters = collections.Counter()  # sockets shed and revoked so far: reported in the log
         self._ready = asyncio.Event()
         self._tasks = []
 
@@ -220,7 +220,6 @@ class Hub:
             await self.broadcast(None, json.dumps({"event": "stream", "data": {"state": "interrupted"}}))
 
     async def resync(self):
-        self.counters["resyncs"] += 1
         await self.broadcast(None, json.dumps({"event": "resync", "data": {}}))
 
     async def _control(self, message):
