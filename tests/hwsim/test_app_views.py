@@ -7,6 +7,8 @@ import json
 import pytest
 from django.urls import reverse
 
+from experts.models import Expert
+from hwsim.engine import get_machine
 from hwsim.models import SimulationRun, Sweep
 
 from .inline_jobs import inline_jobs  # noqa: F401  (fixture)
@@ -76,15 +78,26 @@ def test_a_run_from_the_form_and_its_downloads(staff_client, inline_jobs, django
     assert status["downloads"] == "ready"
     requests = staff_client.get(reverse("hwsim:run-csv", args=[run.pk, "requests"]))
     assert requests["Content-Type"] == "text/csv; charset=utf-8"
-    rows = list(csv.DictReader(io.StringIO(requests.getvalue().decode())))
-    assert len(rows) == 300 and float(rows[0]["ttft_ms"]) >= 0
+    rows = [{k: v if k == "expert" else float(v) for k, v in r.items()}
+            for r in csv.DictReader(io.StringIO(requests.getvalue().decode()))]
+    assert len(rows) == 300
+    first, machine = rows[0], get_machine("sn40l-8")  # the first request finds the cache empty: it waits for a switch
+    weight = Expert.objects.get(name=first["expert"]).weight_bytes
+    assert first["switch_ms"] == pytest.approx((machine.v("switch_overhead") + weight / machine.link_total) * 1e3)
+    for r in rows:
+        assert r["ttft_ms"] == pytest.approx(r["queue_ms"] + r["route_ms"] + r["switch_ms"] + r["prefill_ms"])
+        assert r["e2e_ms"] == pytest.approx(r["ttft_ms"] + r["decode_ms"]) and r["prefill_ms"] > 0
     switches = list(csv.reader(io.StringIO(staff_client.get(
         reverse("hwsim:run-csv", args=[run.pk, "switches"])).getvalue().decode())))
     assert switches[0][:2] == ["t_s", "expert"] and len(switches) - 1 == run.summary["switches"]
     trace = json.loads(staff_client.get(reverse("hwsim:run-trace", args=[run.pk])).getvalue())
     spans = [e for e in trace["traceEvents"] if e["ph"] == "X"]
-    assert {e["cat"] for e in spans} >= {"switch", "prefill", "decode"}
-    assert all(e["dur"] >= 0 and "ts" in e for e in spans)
+    assert {e["cat"] for e in spans} >= {"switch", "prefill", "decode"} and all("ts" in e for e in spans)
+    # the trace's spans (microseconds) are the downloads' times: each switch in order, and every pass of the run
+    assert [e["dur"] for e in spans if e["cat"] == "switch"] == pytest.approx(
+        [float(s[3]) * 1e3 for s in switches[1:]])
+    for cat in ("prefill", "decode"):
+        assert sum(e["dur"] for e in spans if e["cat"] == cat) == pytest.approx(sum(r[f"{cat}_ms"] for r in rows) * 1e3)
     assert staff_client.get(reverse("hwsim:run-csv", args=[run.pk, "secrets"])).status_code == 404
 
 

@@ -5,7 +5,8 @@ import json
 
 import pytest
 
-from hwsim.engine import TABLES, ExpertSpec, SimConfig, chrome_trace, get_machine, simulate, synthetic, to_csv
+from hwsim.engine import (TABLES, CostModel, ExpertSpec, SimConfig, chrome_trace, get_machine, simulate, synthetic,
+                          to_csv)
 
 MAP = [ExpertSpec(f"e{i}", 7e9 + i * 1e9) for i in range(12)]
 
@@ -40,7 +41,17 @@ def test_chrome_trace_structure(result):
     assert trace["displayTimeUnit"] == "ms" and trace["otherData"]["requests"] == 500
     assert {e["ph"] for e in events} == {"M", "X", "C"}
     spans = [e for e in events if e["ph"] == "X"]
-    assert all({"name", "ts", "dur", "pid", "tid"} <= set(e) and e["dur"] >= 0 for e in spans)
+    assert all({"name", "ts", "dur", "pid", "tid"} <= set(e) for e in spans)
+    cost, index = CostModel(result.machine, MAP), {e.name: i for i, e in enumerate(MAP)}
+    for e in spans:  # in microseconds: a switch moves the weights at 64 GB/s; a pass reads them at least once
+        kind, name = e["name"].split(" ", 1)
+        i = index[name]
+        if kind == "switch":
+            assert e["args"]["bytes"] == MAP[i].weight_bytes
+            assert e["dur"] == pytest.approx(MAP[i].weight_bytes / 64e9 * 1e6)
+        else:
+            least = cost.prefill(i, 1) if kind == "prefill" else cost.decode(i, 1, 1, 1)
+            assert e["dur"] >= least * 1e6 * (1 - 1e-9)
     assert {e["cat"] for e in spans} == {"switch", "prefill", "decode"}
     assert len([e for e in spans if e["cat"] == "prefill"]) == 100
     compute = sorted((e["ts"], e["ts"] + e["dur"]) for e in spans if e["tid"] == 2)
