@@ -95,16 +95,35 @@ def backoff_delay(retry: int, base: float, retry_after: float | None = None) -> 
     return max(delay, retry_after or 0.0)
 
 
-async def _rest(name: str, agen, breakers: BreakerBoard, config, gen_kwargs: dict):
-    """The remaining deltas; a mid-stream failure of the expert's own still counts against its breaker."""
-    try:
-        async for delta in agen:
-            yield delta
-    except BackendError as exc:
-        _judge(breakers.get(name), exc, name, config, gen_kwargs)
-        raise
-    finally:
-        await agen.aclose()
+class _Rest:
+    """The remaining deltas of an opened stream; a mid-stream failure of the expert's own still counts against its
+    breaker. ``aclose()`` closes the upstream whether or not reading began (an async generator closed before its
+    first step never runs its ``finally``, which left the upstream open when a client went away after one chunk)."""
+
+    def __init__(self, name: str, agen, breakers: BreakerBoard, config, gen_kwargs: dict):
+        self._agen = agen
+        self._deltas = self._read(name, agen, breakers, config, gen_kwargs)
+
+    @staticmethod
+    async def _read(name, agen, breakers, config, gen_kwargs):
+        try:
+            async for delta in agen:
+                yield delta
+        except BackendError as exc:
+            _judge(breakers.get(name), exc, name, config, gen_kwargs)
+            raise
+        finally:
+            await agen.aclose()
+
+    def __aiter__(self):
+        return self
+
+    def __anext__(self):
+        return self._deltas.__anext__()
+
+    async def aclose(self):
+        await self._deltas.aclose()
+        await self._agen.aclose()  # a no-op once the reader above closed it
 
 
 async def _first_success(candidates, start_attempt, *, breakers: BreakerBoard, max_retries, backoff_s, sleep,
@@ -179,7 +198,7 @@ async def open_stream(candidates: list[tuple[str, Backend | BackendError]], mess
         candidates, first_delta, breakers=breakers, max_retries=max_retries, backoff_s=backoff_s, sleep=sleep,
         gen_kwargs=gen_kwargs)
     return Opened(name, reason, attempts, first, ms,
-                  _rest(name, agen, breakers, candidates[index][1].config, gen_kwargs))
+                  _Rest(name, agen, breakers, candidates[index][1].config, gen_kwargs))
 
 
 async def complete_first(candidates: list[tuple[str, Backend | BackendError]], messages, *, breakers: BreakerBoard,

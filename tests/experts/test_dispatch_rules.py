@@ -403,11 +403,10 @@ async def test_a_reader_that_stops_mid_stream_closes_the_upstream():
     assert backend.closed == 1
 
 
-@pytest.mark.xfail(strict=True, reason="bug: Opened.rest is an async generator that has not started when the client "
-                                       "leaves right after the first delta; its aclose() then never runs the finally "
-                                       "that closes the upstream, which stays open until garbage collection")
 @pytest.mark.asyncio
 async def test_a_reader_that_stops_right_after_the_first_delta_closes_the_upstream():
+    """Opened.rest closed before its first read must still close the upstream (it used to stay open until garbage
+    collection: an async generator closed before it started never runs its finally)."""
     backend = Longer("a")
     opened = await open_stream([("a", backend)], MSGS, breakers=BreakerBoard())
     assert (opened.first.text, backend.closed) == ("one", 0)
