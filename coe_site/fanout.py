@@ -259,3 +259,8 @@ def hub_for_running_loop(factory):
     if hub is None:
         hub = _hubs[loop] = factory()
     return hub
+
+
+def socket_count():
+    """Websockets open in this process (every event loop's hub)."""
+    return sum(len(hub.sockets) for hub in list(_hubs.values()))

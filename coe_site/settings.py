@@ -41,6 +41,7 @@ INSTALLED_APPS = [
     "experts",
     "hwsim",
     "designer",
+    "dashboard",
 ]
 
 MIDDLEWARE = [
@@ -167,6 +168,9 @@ CONTENT_SECURITY_POLICY = {"DIRECTIVES": {
     "default-src": [SELF], "script-src": [SELF], "style-src": [SELF], "img-src": [SELF, "data:"],
     "font-src": [SELF], "connect-src": [SELF], "object-src": [NONE], "base-uri": [NONE],
     "frame-ancestors": [NONE], "form-action": [SELF]}}
+# API token lookups are cached per process (access/services.py): a revocation, a user or a role change reaches every
+# process through the live-event bus at once; COE_AUTH_CACHE_S bounds what nobody announced (e.g. a change by SQL).
+COE_AUTH_CACHE_S = env.float("COE_AUTH_CACHE_S", default=5.0)
 # Login throttling (django-axes): after COE_LOGIN_FAILURE_LIMIT failed logins for one username from one address,
 # that pair is locked out for COE_LOGIN_COOLOFF_MIN minutes (HTTP 429); a success resets the count.
 AUTHENTICATION_BACKENDS = ["axes.backends.AxesStandaloneBackend", "django.contrib.auth.backends.ModelBackend"]
@@ -185,6 +189,9 @@ COE_UPSTREAM_ALLOWED_HOSTS = env.list("COE_UPSTREAM_ALLOWED_HOSTS",
                                       default=[] if DISTRIBUTED else ["127.0.0.1", "localhost", "::1"])
 COE_API_KEY_ENV_PREFIX = env("COE_API_KEY_ENV_PREFIX", default="COE_KEY_")
 COE_API_KEY_ENVS = env.list("COE_API_KEY_ENVS", default=[])
+# /metrics (Prometheus): a scraper presents COE_METRICS_TOKEN as a bearer token, or comes from these networks.
+COE_METRICS_TOKEN = env("COE_METRICS_TOKEN", default="")
+COE_METRICS_ALLOWED_NETWORKS = env.list("COE_METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 
 # --- Auth, static, i18n -----------------------------------------------------------------------------------------
 AUTH_PASSWORD_VALIDATORS = [{"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"}]
