@@ -106,8 +106,21 @@ def route_prompts(prompts, source, *, user=None, fields=None, on_write=None, ans
     expert calls inside the same transaction (a batch run as "route and answer").
     The dashboard hears about the decisions once the transaction commits.
     """
-    row, router = active_router()
-    snapshot = current_map()
+    decisions, extras = decide_prompts(prompts, source, user=user, fields=fields)
+    write_answers = None
+    if answer is not None:
+        answers, write_answers = answer(list(prompts), [e["expert"] for e in extras])
+        for decision, (expert_id, reason) in zip(decisions, answers):
+            decision.answered_by_id, decision.answer_fallback_reason = expert_id, reason[:40]
+    return store_decisions(decisions, extras, on_write=on_write, write_answers=write_answers)
+
+
+def decide_prompts(prompts, source, *, user=None, fields=None, router=None, snapshot=None):
+    """Route prompts in one batched call: (one unsaved RoutingDecision each, their public extras: expert, map and
+    router versions). ``router`` ((row, Router)) and ``snapshot``: when the caller has just read them (the chat
+    endpoint checks both versions in one query), else the active router and the current map."""
+    row, router = router or active_router()
+    snapshot = snapshot or current_map()
     if snapshot is None:
         raise RoutingInputError("No category→expert map exists yet.")
     results = router.route(prompts)
@@ -121,11 +134,12 @@ def route_prompts(prompts, source, *, user=None, fields=None, on_write=None, ans
             map_version_id=snapshot.version_id, router_id=row.pk, latency_ms=r.latency_ms,
             **(fields[i] if fields else {})))
         extras.append({"expert": expert_name, "map_version": snapshot.version, "router_version": row.version})
-    write_answers = None
-    if answer is not None:
-        answers, write_answers = answer(list(prompts), [e["expert"] for e in extras])
-        for decision, (expert_id, reason) in zip(decisions, answers):
-            decision.answered_by_id, decision.answer_fallback_reason = expert_id, reason[:40]
+    return decisions, extras
+
+
+def store_decisions(decisions, extras, *, on_write=None, write_answers=None):
+    """Store decisions from decide_prompts in one transaction (see route_prompts for ``on_write`` and
+    ``write_answers``); the public dicts, in order. The dashboard hears about them once it commits."""
     with transaction.atomic():
         if on_write is not None:
             on_write()
