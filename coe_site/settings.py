@@ -247,9 +247,12 @@ COE_MAX_TOKENS_PER_REQUEST = env.int("COE_MAX_TOKENS_PER_REQUEST", default=32_76
 COE_BREAKER_NORMAL_MAX_TOKENS = env.int("COE_BREAKER_NORMAL_MAX_TOKENS", default=1024)
 DATA_UPLOAD_MAX_MEMORY_SIZE = COE_BATCH_MAX_BYTES + 1024 * 1024  # a JSON list of prompts arrives as the body
 
+# Logs go to stderr; COE_LOG_FORMAT=json writes one JSON object per line (coe_site/logformat.py) for log shippers.
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "formatters": {"json": {"()": "coe_site.logformat.JsonFormatter"}},
+    "handlers": {"console": {"class": "logging.StreamHandler",
+                             **({"formatter": "json"} if env("COE_LOG_FORMAT", default="text") == "json" else {})}},
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="WARNING")},
 }

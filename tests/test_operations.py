@@ -84,3 +84,34 @@ def test_metrics_count_what_happened(active_router, settings):
     assert f["coe_websocket_clients"].samples[0].value == 0
     breakers = [s for s in f["coe_breaker_state"].samples if s.value == 1]
     assert all(s.labels["state"] in ("closed", "half_open", "open", "unknown") for s in breakers)
+
+
+def test_json_logs(tmp_path):
+    import json
+    import os
+    import subprocess
+    import sys
+
+    code = ("import django, logging; django.setup(); log = logging.getLogger('coe.test'); log.warning('hello %s', 'x')\n"
+            "try:\n    1 / 0\nexcept ZeroDivisionError:\n    log.exception('boom')")
+    env = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env={
+        **env, "COE_LOG_FORMAT": "json", "DJANGO_SETTINGS_MODULE": "coe_site.settings", "COE_VAR_DIR": str(tmp_path)})
+    lines = [json.loads(line) for line in result.stderr.splitlines() if line.startswith("{")]
+    assert [(e["level"], e["logger"], e["message"]) for e in lines] == [("WARNING", "coe.test", "hello x"),
+                                                                         ("ERROR", "coe.test", "boom")]
+    assert "ZeroDivisionError" in lines[1]["exception"] and lines[0]["time"].endswith("+00:00")
+
+
+def test_the_example_grafana_dashboard_uses_only_metrics_we_export(settings):
+    import json
+    import re
+    from pathlib import Path
+
+    settings.COE_METRICS_ALLOWED_NETWORKS = ["127.0.0.1/32"]
+    exported = set()
+    for family in families(Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()).values():
+        exported |= {s.name for s in family.samples} | {family.name}
+    dashboard = json.loads((Path(__file__).resolve().parents[1] / "docs" / "grafana-dashboard.json").read_text())
+    used = {name for p in dashboard["panels"] for t in p["targets"] for name in re.findall(r"coe_[a-z_]+", t["expr"])}
+    assert used and used <= exported, used - exported
