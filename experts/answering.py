@@ -6,7 +6,6 @@ previous user message is put in front of it, so "and in Rust?" after a coding qu
 System prompts and the assistant's own turns never route: they say how to answer, not what is asked.
 """
 import asyncio
-import contextlib
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -52,19 +51,23 @@ class Plan:
     primary: Expert
     candidates: list  # [(expert name, Backend, or the BackendError that kept it from being built)] primary first
     experts: dict  # name → Expert
-    decision: dict | None = None  # the routing decision (public dict) for model "coe"
+    # Model "coe": the routing decision, unsaved until the call is recorded (one transaction for both; a stream
+    # stores it before its first chunk, which names it), and its public extras (expert, map and router versions).
+    decision: object = None
+    routed: dict | None = None
     started: float = field(default_factory=time.perf_counter)
+    timings: dict = field(default_factory=dict)  # ms per step, for the Server-Timing header
 
     @cached_property
-    def completion_id(self):  # one id per answer, even when asked for twice
-        return f"chatcmpl-{self.decision['id']}" if self.decision else f"chatcmpl-{uuid.uuid4().hex[:24]}"
+    def completion_id(self):  # one id per answer, even when asked for twice; a decision's once it is stored
+        return f"chatcmpl-{self.decision.pk}" if self.decision else f"chatcmpl-{uuid.uuid4().hex[:24]}"
 
     def coe(self, answered_by, fallback_reason=""):
         expert = self.experts.get(answered_by, self.primary)
-        d = self.decision or {}
+        d = self.decision
         return {"requested_model": self.requested, "expert": answered_by, "chosen_expert": self.primary.name,
-                "category": d.get("category"), "confidence": d.get("confidence"),
-                "routing_fallback_reason": d.get("fallback_reason", ""), "decision_id": d.get("id"),
+                "category": d.category if d else None, "confidence": round(d.confidence, 5) if d else None,
+                "routing_fallback_reason": d.fallback_reason if d else "", "decision_id": d.pk if d else None,
                 "fallback_reason": fallback_reason, "simulated": expert.simulated,
                 "backend": expert.backend}
 
@@ -73,9 +76,10 @@ def fallback_expert_name(snapshot):
     return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get(FALLBACK_CATEGORY) if snapshot else None)
 
 
-def _candidates(requested, primary_name, snapshot, decision=None):
+def _candidates(requested, primary_name, snapshot, decision=None, routed=None, timings=None):
     """The Plan for ``primary_name`` and the configured fallback. An expert the caller named (``requested`` is not
     ``coe``) must exist and be enabled; a routed one is used as the map says."""
+    start = time.perf_counter()
     names = [primary_name]
     fallback = fallback_expert_name(snapshot)
     if fallback and fallback != primary_name:
@@ -85,7 +89,7 @@ def _candidates(requested, primary_name, snapshot, decision=None):
     if primary is None or (requested != COE_MODEL and not primary.enabled):
         raise ChatError(404, f"The model '{primary_name}' does not exist: use 'coe' or an enabled expert's name "
                              f"(GET /v1/models).", code="model_not_found", param="model")
-    result = Plan(requested, primary, [], experts, decision)
+    result = Plan(requested, primary, [], experts, decision, routed, timings=dict(timings or {}))
     for name in names:
         expert = experts.get(name)
         if expert is None or (name != primary_name and not expert.enabled):
@@ -94,18 +98,38 @@ def _candidates(requested, primary_name, snapshot, decision=None):
             result.candidates.append((name, backend_registry.backend_for(expert)))
         except BackendError as exc:  # misconfigured: dispatch counts it as a failed attempt, the next one answers
             result.candidates.append((name, exc))
+    result.timings["experts"] = _ms(start)
     return result
 
 
 def plan(model, messages, source="api", user=None):
     """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models.
-    ``source``: "api" or "page", as the routing decision records it; ``user`` owns the decision."""
-    from routing.services import route_prompts
+    ``source``: "api" or "page", as the routing decision records it; ``user`` owns the decision, which ``record``
+    stores with the call (or ``store_decision``, for a stream). One query checks the router's and the map's versions."""
+    from routing.selectors import active_router, serving_heads
+    from routing.services import decide_prompts
 
-    decision = None
-    if model == COE_MODEL:
-        decision = route_prompts([routing_text(messages, settings.COE_ROUTE_MAX_BYTES)], source, user=user)[0]
-    return _candidates(model, decision["expert"] if decision else model, current_map(), decision)
+    start = time.perf_counter()
+    if model != COE_MODEL:
+        return _candidates(model, model, current_map(), timings={"versions": _ms(start)})
+    router_head, map_head = serving_heads()
+    router, snapshot = active_router(router_head), current_map(map_head) if map_head else None
+    versions = time.perf_counter()
+    decisions, extras = decide_prompts([routing_text(messages, settings.COE_ROUTE_MAX_BYTES)], source, user=user,
+                                       router=router, snapshot=snapshot)
+    return _candidates(model, extras[0]["expert"], snapshot, decisions[0], extras[0],
+                       timings={"versions": _ms(start, versions), "route": _ms(versions)})
+
+
+def store_decision(plan):
+    """Store a plan's routing decision now (a stream names it in its first chunk)."""
+    from routing.services import store_decisions
+
+    store_decisions([plan.decision], [plan.routed])
+
+
+def _ms(start, end=None):
+    return ((end or time.perf_counter()) - start) * 1000
 
 
 def batch_answerer(heartbeat):
@@ -182,26 +206,37 @@ async def _answer_all(jobs, concurrency):
 
 def record(plan, *, source, user=None, stream=False, answered_by="", fallback_reason="", status="ok", error="",
            attempts=(), text="", usage=None, ttft_ms=None, total_ms=None):
-    """Store the call, note the answer on the routing decision, and tell the dashboard — on commit."""
-    from routing.services import record_answer
+    """Store the call and, for a routed one, its decision with the answer noted on it — in one transaction, so one
+    commit (one disk flush) makes both durable before the answer is sent — and tell the dashboard on commit."""
+    from routing.services import record_answer, store_decisions
 
     expert = plan.experts.get(answered_by)
     usage = usage or {}
-    # Two writes (call + decision) need a transaction; one does not (saves two round trips on direct calls).
-    with transaction.atomic() if plan.decision else contextlib.nullcontext():
-        call = ExpertCall.objects.create(
+    calls = []
+
+    def write_call(decisions=()):
+        calls.append(ExpertCall.objects.create(
             source=source, user=user if getattr(user, "pk", None) else None,
-            decision_id=plan.decision["id"] if plan.decision else None, requested_model=plan.requested[:100],
+            decision_id=plan.decision.pk if plan.decision else None, requested_model=plan.requested[:100],
             primary=plan.primary, expert=expert, status=status, fallback_reason=fallback_reason[:40],
             error=error, attempts=[a.to_dict() for a in attempts], stream=stream,
             simulated=bool(expert and expert.simulated), ttft_ms=ttft_ms, total_ms=total_ms,
             prompt_tokens=usage.get("prompt_tokens", 0), completion_tokens=usage.get("completion_tokens", 0),
-            response=text)
-        if plan.decision:
-            record_answer(plan.decision["id"], expert.pk if expert else None, fallback_reason)
-        item = call_item(call, answered_by or plan.primary.name)
+            response=text))
+        item = call_item(calls[0], answered_by or plan.primary.name)
         transaction.on_commit(lambda: realtime.dashboard.add_calls([item], backend_registry.share_breakers()))
-    return call
+
+    if plan.decision is None:
+        write_call()  # one write: no transaction (two round trips fewer)
+    elif plan.decision.pk is None:
+        plan.decision.answered_by_id = expert.pk if expert else None
+        plan.decision.answer_fallback_reason = fallback_reason[:40]
+        store_decisions([plan.decision], [plan.routed], write_answers=write_call)
+    else:  # a stream's decision, stored before its first chunk
+        with transaction.atomic():
+            write_call()
+            record_answer(plan.decision.pk, expert.pk if expert else None, fallback_reason)
+    return calls[0]
 
 
 def call_item(call, expert_name):

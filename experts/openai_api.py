@@ -51,16 +51,36 @@ def _authenticate(request):
     return request.user
 
 
-def _guard(request, method):
-    """Method, credentials and the rate limit, in that order (sync, inside the request's database hop)."""
+def _guard(request, method, *, budget=None):
+    """Method, credentials and the rate limits (sync, inside the request's database hop); the user.
+
+    Every authenticated request counts against the per-minute request limit, refused ones too. ``budget``: what a
+    chat asks of the per-minute token budget, ``budget(user)`` → tokens, or raises ChatError (403, 400) after the
+    request was counted; both limits are counted in one round trip. Refusals come in this order: 405, 401/403
+    (credentials), 429 (requests), the chat's own 403/400, 429 (tokens)."""
     if request.method != method:
         raise ChatError(405, f"Method {request.method} not allowed; use {method}.")
     user = _authenticate(request)
-    retry_after = ratelimit.check(f"user:{user.pk}", settings.COE_RATE_LIMIT_PER_MIN)
-    if retry_after:
+    cost = refused = None
+    if budget is not None:
+        try:
+            cost = budget(user)
+        except ChatError as exc:
+            refused = exc
+    limits = [(f"user:{user.pk}", settings.COE_RATE_LIMIT_PER_MIN, 1)]
+    if cost is not None:
+        limits.append((f"tokens:{user.pk}", settings.COE_TOKENS_PER_MIN, cost))
+    waits = ratelimit.check(limits)
+    if waits[0]:
         raise ChatError(429, f"Rate limit of {settings.COE_RATE_LIMIT_PER_MIN} requests per minute reached "
-                             f"(COE_RATE_LIMIT_PER_MIN); retry in {retry_after} s.", type="rate_limit_error",
-                        code="rate_limit_exceeded", headers={"Retry-After": str(retry_after)})
+                             f"(COE_RATE_LIMIT_PER_MIN); retry in {waits[0]} s.", type="rate_limit_error",
+                        code="rate_limit_exceeded", headers={"Retry-After": str(waits[0])})
+    if refused is not None:
+        raise refused
+    if cost is not None and waits[1]:
+        raise ChatError(429, f"Token budget of {settings.COE_TOKENS_PER_MIN} per minute reached (COE_TOKENS_PER_MIN); "
+                             f"retry in {waits[1]} s.", type="rate_limit_error", code="rate_limit_exceeded",
+                        headers={"Retry-After": str(waits[1])})
     return user
 
 
@@ -69,30 +89,36 @@ def _begin_models(request):
     return all_experts()
 
 
-def _token_budget(user, chat):
-    """Charge the tokens this request asks for (its prompt, estimated, and max_tokens or the normal answer length)
-    to the user's per-minute budget: one caller cannot keep every expert busy with enormous answers."""
+def _token_cost(chat):
+    """The tokens a chat asks for (its prompt, estimated, and max_tokens or the normal answer length), charged to the
+    user's per-minute budget: one caller cannot keep every expert busy with enormous answers."""
     limit = settings.COE_TOKENS_PER_MIN
     cost = prompt_tokens(chat.messages) + chat.options.get("max_tokens", settings.COE_BREAKER_NORMAL_MAX_TOKENS)
     if limit > 0 and cost > limit:
         raise ChatError(400, f"This request asks for about {cost} tokens; the per-minute budget is {limit} "
                              f"(COE_TOKENS_PER_MIN).", param="max_tokens")
-    retry_after = ratelimit.check(f"tokens:{user.pk}", limit, cost=cost)
-    if retry_after:
-        raise ChatError(429, f"Token budget of {limit} per minute reached (COE_TOKENS_PER_MIN); retry in "
-                             f"{retry_after} s.", type="rate_limit_error", code="rate_limit_exceeded",
-                        headers={"Retry-After": str(retry_after)})
+    return cost
 
 
 def _begin_chat(request, source):
     """Everything before an expert is called, in one thread hop: auth, rate limits, parsing, routing, candidates."""
-    user = _guard(request, "POST")
-    if not can_operate(user):
-        raise ChatError(403, "You need the operator role (access.operate) to chat with the experts.",
-                        type="permission_error")
-    chat = parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES, settings.COE_MAX_TOKENS_PER_REQUEST)
-    _token_budget(user, chat)
-    return user, chat, answering.plan(chat.model, chat.messages, source, user)
+    start = time.perf_counter()
+    parsed = []
+
+    def budget(user):
+        if not can_operate(user):
+            raise ChatError(403, "You need the operator role (access.operate) to chat with the experts.",
+                            type="permission_error")
+        parsed.append(parse_chat_request(request.body, settings.COE_CHAT_MAX_BYTES,
+                                         settings.COE_MAX_TOKENS_PER_REQUEST))
+        return _token_cost(parsed[0])
+
+    user = _guard(request, "POST", budget=budget)
+    checked = time.perf_counter()
+    chat = parsed[0]
+    plan = answering.plan(chat.model, chat.messages, source, user)
+    plan.timings["auth_limits"] = (checked - start) * 1000
+    return user, chat, plan
 
 
 @csrf_exempt
@@ -132,7 +158,10 @@ async def chat_completions_view(request):
                      attempts=exc.attempts, fallback_reason=exc.attempts[0].error_kind if exc.attempts else "")
         return ChatError(503, f"No expert could answer: {exc.message}", type="api_error",
                          code="experts_unavailable").response()
-    coe = plan.coe(opened.expert, opened.fallback_reason)
+    except asyncio.CancelledError:  # the client went away before any answer: the decision and the call are kept
+        _keep(record(plan, source=source, user=user, stream=chat.stream, status="aborted",
+                     error="the client went away before the answer", total_ms=_ms(plan)))
+        raise
     status = "fallback" if opened.expert != plan.primary.name else "ok"
     done = dict(source=source, user=user, stream=chat.stream, answered_by=opened.expert,
                 fallback_reason=opened.fallback_reason, attempts=opened.attempts,
@@ -140,11 +169,14 @@ async def chat_completions_view(request):
     if not chat.stream:  # Backend.complete always fills finish_reason and usage
         t2 = time.perf_counter()
         await record(plan, **done, status=status, text=answer.text, usage=answer.usage, total_ms=_ms(plan))
+        coe = plan.coe(opened.expert, opened.fallback_reason)
         response = JsonResponse(completion(plan.completion_id, chat.model, answer.text, answer.finish_reason,
                                            answer.usage, coe))
-        response["Server-Timing"] = (f"prepare;dur={(t1 - t0) * 1e3:.1f}, expert;dur={(t2 - t1) * 1e3:.1f}, "
-                                     f"record;dur={(time.perf_counter() - t2) * 1e3:.1f}")
+        response["Server-Timing"] = _server_timing(plan, t0, t1, t2, time.perf_counter())
     else:
+        if plan.decision is not None:  # the first chunk names the decision: store it now (its call comes last)
+            await _db(answering.store_decision)(plan)
+        coe = plan.coe(opened.expert, opened.fallback_reason)
         response = StreamingHttpResponse(_events(plan, chat, opened, coe, status, done, record),
                                          content_type="text/event-stream")
         response["Cache-Control"] = "no-cache"
@@ -152,6 +184,21 @@ async def chat_completions_view(request):
     for name, value in coe_headers(coe).items():
         response[name] = value
     return response
+
+
+def _server_timing(plan, t0, t1, t2, t3):
+    """Where a whole answer's time went (ms): the first thread hop (``prepare``: credentials and limits, the version
+    query, the router, the experts' rows, and the hop itself), the expert, and the record (one transaction)."""
+    steps = [("prepare", (t1 - t0) * 1e3), *plan.timings.items(), ("expert", (t2 - t1) * 1e3),
+             ("record", (t3 - t2) * 1e3)]
+    return ", ".join(f"{name};dur={ms:.2f}" for name, ms in steps)
+
+
+def _keep(coroutine):
+    """Run ``coroutine`` to its end even though the request that started it is being cancelled."""
+    task = asyncio.ensure_future(coroutine)
+    _background.add(task)
+    task.add_done_callback(_background.discard)
 
 
 async def _events(plan, chat, opened, coe, status, done, record):
@@ -183,9 +230,7 @@ async def _events(plan, chat, opened, coe, status, done, record):
     except (asyncio.CancelledError, GeneratorExit):
         status, error = "aborted", "the client went away mid-answer"
         await opened.rest.aclose()
-        task = asyncio.ensure_future(save())
-        _background.add(task)
-        task.add_done_callback(_background.discard)
+        _keep(save())
         raise
     await save()
     yield tail

@@ -49,9 +49,11 @@ def current_version_number():
     return MapVersion.objects.order_by("-number").values_list("number", flat=True).first()
 
 
-def current_map():
-    """The current MapSnapshot, or None before any map exists."""
-    head = MapVersion.objects.order_by("-number").values_list("number", "pk").first()
+def current_map(head=None):
+    """The current MapSnapshot, or None before any map exists. ``head``: the newest version's (number, pk) when the
+    caller has just read it (routing.selectors.serving_heads), saving the query."""
+    if head is None:
+        head = MapVersion.objects.order_by("-number").values_list("number", "pk").first()
     if head is None:
         return None
     snap = _cache["snapshot"]

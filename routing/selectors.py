@@ -2,7 +2,7 @@
 import threading
 from datetime import timedelta
 
-from django.db.models import Count, F, Max
+from django.db.models import Count, F, Max, Subquery
 from django.utils import timezone
 
 from access.roles import owned_by, redact
@@ -18,11 +18,13 @@ class NoActiveRouter(LookupError):
     pass
 
 
-def active_router():
-    """(RouterModel row without the artifact, engine Router). One indexed query when the version is unchanged."""
+def active_router(head=None):
+    """(RouterModel row without the artifact, engine Router). One indexed query when the version is unchanged, none
+    when the caller passes the ``head`` it has just read (serving_heads)."""
     from django.conf import settings
 
-    head = RouterModel.objects.filter(is_active=True).values_list("pk", "version", "created_at").first()
+    if head is None:
+        head = RouterModel.objects.filter(is_active=True).values_list(*_HEAD).first()
     if head is None:
         raise NoActiveRouter("No active router: run `python manage.py train_router`.")
     if _cache["version"] != head:
@@ -32,6 +34,23 @@ def active_router():
             router.embedder  # load the embedding model now, not inside the first timed request
             _cache.update(version=head, row=row, router=router)
     return _cache["row"], _cache["router"]
+
+
+_HEAD = ("pk", "version", "created_at")
+
+
+def serving_heads():
+    """(the active router's head, the newest map version's (number, pk) or None) in ONE indexed query: the version
+    check a routed chat makes on every call, for active_router(head) and current_map(head). NoActiveRouter if none."""
+    from experts.models import MapVersion
+
+    newest = MapVersion.objects.order_by("-number")
+    row = (RouterModel.objects.filter(is_active=True)
+           .annotate(map_number=Subquery(newest.values("number")[:1]), map_pk=Subquery(newest.values("pk")[:1]))
+           .values_list(*_HEAD, "map_number", "map_pk").first())
+    if row is None:
+        raise NoActiveRouter("No active router: run `python manage.py train_router`.")
+    return row[:3], (row[3:] if row[3] is not None else None)
 
 
 def active_router_row():
