@@ -1,4 +1,6 @@
-"""ASGI entry point: HTTP through Django, websockets through Channels (patterns in ``coe_site/ws_urls.py``)."""
+"""ASGI entry point: HTTP through Django, websockets through Channels (patterns in ``coe_site/ws_urls.py``).
+
+Bearer-token calls to ``/v1/`` take a shorter middleware chain, all on the event loop (``coe_site/token_api.py``)."""
 import os
 
 from django.core.asgi import get_asgi_application
@@ -14,6 +16,7 @@ from access.ws import BearerTokenMiddleware  # noqa: E402
 from coe_site import jobs, warmup  # noqa: E402
 from coe_site.fanout import KeepServerSend  # noqa: E402
 from coe_site.preflight import require_services  # noqa: E402
+from coe_site.token_api import application as http_application  # noqa: E402
 from coe_site.ws_urls import websocket_urlpatterns  # noqa: E402
 
 require_services()
@@ -22,7 +25,7 @@ jobs.start_embedded_reconciler()
 
 application = ProtocolTypeRouter(
     {
-        "http": django_asgi_app,
+        "http": http_application(django_asgi_app),
         "websocket": KeepServerSend(AllowedHostsOriginValidator(
             AuthMiddlewareStack(BearerTokenMiddleware(URLRouter(websocket_urlpatterns))))),
     }
