@@ -64,7 +64,8 @@ for m in $modules; do
     echo "source_paths ="; for s in $sources; do echo "    $s"; done
     # everything the Django test run imports comes along into mutmut's mutants/ folder
     echo "also_copy ="; for p in "$work"/*; do n="$(basename "$p")"; [ "$n" = tests ] || echo "    $n"; done
-    echo "pytest_add_cli_args = -p no:cacheprovider -p scripts.mutation_pytest"
+    # one argument per line: mutmut passes a one-line value to pytest as a single argument
+    echo "pytest_add_cli_args ="; for a in -p no:cacheprovider -p scripts.mutation_pytest; do echo "    $a"; done
     echo "pytest_add_cli_args_test_selection ="; for t in $tests; do echo "    $t"; done
   } >"$work/setup.cfg"
   echo "== mutation: $m ($sources) against $tests" >&2
