@@ -5,6 +5,7 @@ may be disabled. Written to kill mutants of experts/services.py (scripts/mutatio
 import contextlib
 import json
 import math
+import time
 
 import pytest
 
@@ -42,15 +43,19 @@ def refused(message, *args, **kwargs):
 
 @pytest.fixture
 def events(django_capture_on_commit_callbacks):
-    """``with events() as got:`` collects the live events the service publishes inside the block (they are sent
-    once its transaction commits) as (topic, message)."""
+    """``with events(n) as got:`` collects the live events the service publishes inside the block (they are sent once
+    its transaction commits) as (topic, message), waiting up to 5 s for ``n`` of them (Redis delivers them a moment
+    later)."""
 
     @contextlib.contextmanager
-    def sent():
+    def sent(expect):
         got = []
         with get_bus().recorder({"map", "dashboard"}) as drain:
             with django_capture_on_commit_callbacks(execute=True):
                 yield got
+            deadline = time.monotonic() + 5
+            while len(got) < expect and time.monotonic() < deadline:
+                got.extend((topic, json.loads(text)) for topic, text in drain(0.05))
             got.extend((topic, json.loads(text)) for topic, text in drain(0))
 
     return sent
@@ -164,7 +169,7 @@ def test_an_audit_without_a_saved_user_has_no_actor():
 
 
 def test_every_version_is_announced_on_the_map_and_dashboard_groups(events, user):
-    with events() as got:
+    with events(2) as got:
         publish_map(1, with_(math="gemma-2-9b-it"), "cheaper", user,
                     splits={"coding": {"expert": CANARY, "share": 0.25}})
     event = {"event": "map.changed", "data": {
@@ -176,7 +181,7 @@ def test_every_version_is_announced_on_the_map_and_dashboard_groups(events, user
 
 
 def test_an_event_without_an_author_says_none(events):
-    with events() as got:
+    with events(2) as got:
         publish_map(1, DEFAULT)
     assert [e["data"]["author"] for _, e in got] == [None, None]
 
@@ -266,7 +271,7 @@ def test_splits_given_explicitly_replace_the_current_ones_and_are_audited():
 def test_rollback_publishes_the_old_assignments_and_splits_on_the_current_version(user, events):
     publish_map(1, DEFAULT, splits={"math": {"expert": CANARY, "share": 0.4}})
     publish_map(2, with_(coding="gemma-2-27b-it"), splits={})
-    with events() as got:
+    with events(2) as got:
         version = rollback_map(2, user)
     assert (version.number, version.rolled_back_from, version.note, version.author) == (4, 2, "rollback to v2", user)
     assert current().assignments == DEFAULT and current().splits == {"math": {"expert": CANARY, "share": 0.4}}
@@ -454,7 +459,7 @@ def test_a_new_expert_needs_its_model_id_and_parameters(data):
 
 
 def test_creating_and_updating_an_expert_are_audited_with_the_changes_and_announced(user, events):
-    with events() as got:
+    with events(2) as got:
         save_expert("spare-7b", {**NEW, "description": "a spare"}, user)
         save_expert("spare-7b", {"description": "a spare", "context_length": 4096}, user)
     create, update = AuditEntry.objects.filter(object_type="expert").order_by("id")
