@@ -103,7 +103,7 @@ def token_row(token):
     return row
 
 
-_tokens = invalidation.Cache(invalidation.control, bus.CONTROL, lambda: settings.COE_AUTH_CACHE_S)
+_tokens = invalidation.Cache(invalidation.watch, bus.CONTROL, lambda: settings.COE_AUTH_CACHE_S)
 
 
 def _snapshot(row):
@@ -111,19 +111,15 @@ def _snapshot(row):
     ModelBackend would read for has_perm: two queries per call for a role's members otherwise)."""
     user = row.user
     perms = frozenset(user.get_all_permissions()) if user.is_active and not user.is_superuser else None
-    return {"token": {f.attname: getattr(row, f.attname) for f in ApiToken._meta.concrete_fields},
-            "user": {f.attname: getattr(user, f.attname) for f in user._meta.concrete_fields}, "perms": perms}
+    return {"token": invalidation.row_values(row), "user": invalidation.row_values(user), "perms": perms}
 
 
 def _instances(cached):
     """Fresh model instances (as loaded from the database) from a cache entry: nothing is shared between calls."""
-    User = get_user_model()
-    fields = cached["user"]
-    user = User.from_db("default", list(fields), list(fields.values()))
+    user = invalidation.instance(get_user_model(), cached["user"])
     if cached["perms"] is not None:
         user._perm_cache = set(cached["perms"])  # ModelBackend's per-instance cache of get_all_permissions()
-    fields = cached["token"]
-    row = ApiToken.from_db("default", list(fields), list(fields.values()))
+    row = invalidation.instance(ApiToken, cached["token"])
     row.user = user
     return row
 
@@ -131,12 +127,12 @@ def _instances(cached):
 def _drop_cached_tokens(sender, **kwargs):
     """A token, user, group or permission changed in this process: no cached lookup may be served from now on (the
     bus tells the other processes when the change commits: coe_site.ws_access)."""
-    invalidation.control.bump()
+    invalidation.watch.bump(bus.CONTROL)
 
 
 def _drop_on_role_change(sender, action, **kwargs):
     if action.startswith("post_") and sender in _ROLE_LINKS:
-        invalidation.control.bump()
+        invalidation.watch.bump(bus.CONTROL)
 
 
 _ROLE_LINKS = (get_user_model().groups.through, get_user_model().user_permissions.through, Group.permissions.through)

@@ -1,19 +1,22 @@
 """Per-process caches for rows the request path would otherwise read on every call, kept honest by the events the
 services already announce on the live-event bus.
 
-Why: an API call looked up its token and user in the database every time (one round trip, two more for a role's
-permissions). A cache may only hold such rows if a change reaches it at once, so an entry here is served only when
+Why: a chat call looked up its token, its user and the experts' rows in the database every time (a round trip each,
+two more for a role's permissions). A cache may only hold such rows if a change reaches it at once, so an entry here
+is served only when
 
 - it is younger than its TTL (a backstop for changes nobody announces: a row changed by SQL);
 - no event of its topic arrived since it was read: ``coe_site.ws_access`` announces token, user and role changes on
-  the bus's control topic when they commit, and every process listens (one thread, one subscription, per process);
-  the process making a change also drops its entries at once, before it commits (Django signals, see ``bump``);
+  the bus's control topic, the map services expert and map changes on the ``map`` topic, when they commit, and every
+  process listens (one thread, one subscription, per process); the process making a change also drops its entries at
+  once, before it commits (Django signals, see ``bump``);
 - this process's subscription is live: while it is down (Redis unreachable, not yet connected), events could be
   missed, so nothing is served from the cache and every call reads the database as before.
 
 A read that raced with an event is not stored (``stamp``/``put``): an entry never outlives a change it did not see.
 """
 import asyncio
+import copy
 import logging
 import os
 import threading
@@ -120,4 +123,16 @@ class Cache:
         self._entries.clear()
 
 
-control = Watch([bus.CONTROL])  # token, user and role changes (coe_site.ws_access)
+def row_values(instance):
+    """A model instance's column values, as a cache entry keeps them."""
+    return {f.attname: getattr(instance, f.attname) for f in instance._meta.concrete_fields}
+
+
+def instance(model, values):
+    """A fresh ``model`` instance, as if loaded from the database, from ``row_values``: nothing (not even a JSON
+    field's list or dict) is shared between the calls served from one entry."""
+    return model.from_db("default", list(values),
+                         [copy.deepcopy(v) if isinstance(v, (dict, list)) else v for v in values.values()])
+
+
+watch = Watch([bus.CONTROL, "map"])  # token, user and role changes (coe_site.ws_access); experts (experts.services)

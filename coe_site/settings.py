@@ -234,6 +234,9 @@ COE_EMBEDDED_RECONCILER = env.bool("COE_EMBEDDED_RECONCILER", default=True)  # t
 # before one trial call; how many answers a batch chunk asks for at once.
 COE_RATE_LIMIT_PER_MIN = env.int("COE_RATE_LIMIT_PER_MIN", default=600)
 COE_FALLBACK_EXPERT = env("COE_FALLBACK_EXPERT", default="")
+# The endpoint caches experts' rows per process: an expert or map change reaches every process through the live-event
+# bus at once; COE_EXPERT_CACHE_S bounds what nobody announced (a row changed by SQL). See experts/selectors.py.
+COE_EXPERT_CACHE_S = env.float("COE_EXPERT_CACHE_S", default=5.0)
 COE_BREAKER_FAILURES = env.int("COE_BREAKER_FAILURES", default=5)
 COE_BREAKER_RESET_S = env.float("COE_BREAKER_RESET_S", default=30.0)
 COE_BATCH_ANSWER_CONCURRENCY = env.int("COE_BATCH_ANSWER_CONCURRENCY", default=8)

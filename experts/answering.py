@@ -23,7 +23,7 @@ from .backends import BackendError
 from .backends.dispatch import AllExpertsFailed, complete_first
 from .models import Expert, ExpertCall
 from .openai_format import ChatError
-from .selectors import current_map
+from .selectors import current_map, experts_named
 from .services import FALLBACK_CATEGORY
 
 FOLLOW_UP_WORDS = 8
@@ -76,15 +76,16 @@ def fallback_expert_name(snapshot):
     return settings.COE_FALLBACK_EXPERT or (snapshot.assignments.get(FALLBACK_CATEGORY) if snapshot else None)
 
 
-def _candidates(requested, primary_name, snapshot, decision=None, routed=None, timings=None):
+def _candidates(requested, primary_name, snapshot, decision=None, routed=None, timings=None, cached=False):
     """The Plan for ``primary_name`` and the configured fallback. An expert the caller named (``requested`` is not
-    ``coe``) must exist and be enabled; a routed one is used as the map says."""
+    ``coe``) must exist and be enabled; a routed one is used as the map says. ``cached``: the experts' rows from the
+    process's cache (the endpoint; selectors.experts_named), else from the database."""
     start = time.perf_counter()
     names = [primary_name]
     fallback = fallback_expert_name(snapshot)
     if fallback and fallback != primary_name:
         names.append(fallback)
-    experts = {e.name: e for e in Expert.objects.filter(name__in=names)}
+    experts = experts_named(names) if cached else {e.name: e for e in Expert.objects.filter(name__in=names)}
     primary = experts.get(primary_name)
     if primary is None or (requested != COE_MODEL and not primary.enabled):
         raise ChatError(404, f"The model '{primary_name}' does not exist: use 'coe' or an enabled expert's name "
@@ -111,14 +112,14 @@ def plan(model, messages, source="api", user=None):
 
     start = time.perf_counter()
     if model != COE_MODEL:
-        return _candidates(model, model, current_map(), timings={"versions": _ms(start)})
+        return _candidates(model, model, current_map(), timings={"versions": _ms(start)}, cached=True)
     router_head, map_head = serving_heads()
     router, snapshot = active_router(router_head), current_map(map_head) if map_head else None
     versions = time.perf_counter()
     decisions, extras = decide_prompts([routing_text(messages, settings.COE_ROUTE_MAX_BYTES)], source, user=user,
                                        router=router, snapshot=snapshot)
     return _candidates(model, extras[0]["expert"], snapshot, decisions[0], extras[0],
-                       timings={"versions": _ms(start, versions), "route": _ms(versions)})
+                       timings={"versions": _ms(start, versions), "route": _ms(versions)}, cached=True)
 
 
 def store_decision(plan):

@@ -1,12 +1,17 @@
 """Reads of the expert pool and the current map, cached per process by version number.
 
 Finding the current version is one indexed query (``MapVersion.number`` is unique); the assignments are fetched
-only when that number changes, so every worker picks up a new map on its next prompt with no flush by hand.
+only when that number changes, so every worker picks up a new map on its next prompt with no flush by hand. The
+chat endpoint's expert rows are cached too, dropped on every expert or map change (``experts_named``).
 """
 import os
 import threading
 from dataclasses import dataclass, field
 
+from django.conf import settings
+from django.db.models.signals import post_delete, post_migrate, post_save
+
+from coe_site import invalidation
 from designer.engine.splits import stable_keys
 
 from .models import Expert, MapAssignment, MapVersion
@@ -85,6 +90,36 @@ def split_label(split):
 
 def experts():
     return list(Expert.objects.all())
+
+
+def experts_named(names):
+    """{name: Expert} for those of ``names`` that exist, fresh instances each call, cached per process for the chat
+    endpoint: an entry is dropped when an expert or the map changes — in this process at once, in the others when the
+    bus delivers the map services' announcement — and never served after COE_EXPERT_CACHE_S (the bound for a change
+    made by SQL) nor while the process's bus subscription is down (coe_site.invalidation)."""
+    found, missing = {}, []
+    for name in names:
+        values = _rows.get(name)
+        if values is None:
+            missing.append(name)
+        else:
+            found[name] = invalidation.instance(Expert, values)
+    if missing:
+        stamp = _rows.stamp()
+        for expert in Expert.objects.filter(name__in=missing).order_by():
+            _rows.put(expert.name, invalidation.row_values(expert), stamp)
+            found[expert.name] = expert
+    return found
+
+
+def _drop_cached_experts(sender, **kwargs):
+    invalidation.watch.bump("map")
+
+
+_rows = invalidation.Cache(invalidation.watch, "map", lambda: settings.COE_EXPERT_CACHE_S)
+post_save.connect(_drop_cached_experts, sender=Expert, dispatch_uid="expert-cache-save")
+post_delete.connect(_drop_cached_experts, sender=Expert, dispatch_uid="expert-cache-delete")
+post_migrate.connect(_drop_cached_experts, dispatch_uid="expert-cache-flush")  # also sent when tables are flushed
 
 
 def expert_by_name(name):

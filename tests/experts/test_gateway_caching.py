@@ -26,14 +26,64 @@ def statements(fn):
     return result, [q["sql"].split()[0].upper() for q in ctx.captured_queries]
 
 
-def test_a_routed_call_reads_one_version_query_and_the_experts_rows(active_router, user):
-    answering.plan("coe", MESSAGES, user=user)  # loads the router and the map once
+@pytest.fixture
+def live():
+    """The process's invalidation watch is subscribed (the expert rows are cached)."""
+    from coe_site import invalidation
+
+    wait_until(invalidation.watch.usable, 10, what="the invalidation subscription")
+
+
+def warm(model, user):
+    """Plan until a plan needs no more than its version query (the first ones load the router, map and rows)."""
+    return wait_until(lambda: len(statements(lambda: answering.plan(model, MESSAGES, user=user))[1]) == 1, 5,
+                      what="the caches to be warm")
+
+
+def test_a_routed_call_reads_one_version_query_and_nothing_else(active_router, user, live):
+    warm("coe", user)
     plan, sql = statements(lambda: answering.plan("coe", MESSAGES, user=user))
-    assert sql == ["SELECT", "SELECT"]  # router and map versions in one query; the experts' rows
+    assert sql == ["SELECT"]  # the router's and the map's versions, in one query; the experts' rows are cached
     assert plan.decision.pk is None and plan.decision.category == "coding"  # nothing written yet
     assert not RoutingDecision.objects.exists()
+    warm("gemma-2-9b-it", user)
     named, sql = statements(lambda: answering.plan("gemma-2-9b-it", MESSAGES, user=user))
-    assert sql == ["SELECT", "SELECT"] and named.decision is None  # the map's version (fallback); the rows
+    assert sql == ["SELECT"] and named.decision is None  # the map's version (it names the fallback)
+    assert plan.primary is not answering.plan("coe", MESSAGES, user=user).primary  # fresh instances each call
+
+
+def test_an_expert_edit_takes_effect_on_the_next_call(active_router, user, live):
+    from experts.services import save_expert
+
+    warm("coe", user)
+    chosen = answering.plan("coe", MESSAGES, user=user).primary.name
+    save_expert(chosen, {"sim_time_scale": 0.25})
+    assert answering.plan("coe", MESSAGES, user=user).primary.sim_time_scale == 0.25
+
+
+def test_an_expert_edit_announced_by_another_process_takes_effect_at_once(active_router, user, live, settings):
+    from coe_site import bus
+    from experts.models import Expert
+
+    settings.COE_EXPERT_CACHE_S = 600  # the TTL cannot be what refreshes it
+    warm("coe", user)
+    chosen = answering.plan("coe", MESSAGES, user=user).primary.name
+    Expert.objects.filter(name=chosen).update(sim_time_scale=0.5)  # no signal in this process
+    assert answering.plan("coe", MESSAGES, user=user).primary.sim_time_scale != 0.5  # nobody said anything yet
+    bus.publish("map", '{"event": "expert.changed", "data": {"name": "%s"}}' % chosen)  # as experts.services does
+    wait_until(lambda: answering.plan("coe", MESSAGES, user=user).primary.sim_time_scale == 0.5, 5,
+               what="the announced change")
+
+
+def test_an_unannounced_expert_change_is_seen_within_the_ttl(active_router, user, live, settings):
+    from experts.models import Expert
+
+    settings.COE_EXPERT_CACHE_S = 0.5
+    warm("coe", user)
+    chosen = answering.plan("coe", MESSAGES, user=user).primary.name
+    Expert.objects.filter(name=chosen).update(sim_time_scale=0.5)
+    wait_until(lambda: answering.plan("coe", MESSAGES, user=user).primary.sim_time_scale == 0.5, 0.5 + 2,
+               what="the TTL to end")
 
 
 def test_a_map_edit_takes_effect_on_the_next_prompt(active_router, user):

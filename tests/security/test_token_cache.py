@@ -22,7 +22,7 @@ pytestmark = pytest.mark.django_db
 @pytest.fixture
 def live():
     """The process's invalidation watch is subscribed (caching is on)."""
-    wait_until(invalidation.control.usable, 10, what="the invalidation subscription")
+    wait_until(invalidation.watch.usable, 10, what="the invalidation subscription")
 
 
 def queries(fn):
@@ -55,7 +55,7 @@ def test_a_lookup_that_raced_an_event_is_not_kept(user, live, monkeypatch):
     snapshot = services._snapshot
 
     def read_while_an_event_arrives(row):
-        invalidation.control.bump(bus.CONTROL)
+        invalidation.watch.bump(bus.CONTROL)
         return snapshot(row)
 
     monkeypatch.setattr(services, "_snapshot", read_while_an_event_arrives)
@@ -123,7 +123,7 @@ def test_an_unannounced_change_is_seen_within_the_ttl(user, live, settings):
 def test_nothing_is_cached_while_the_subscription_is_down(user, live, monkeypatch):
     token, _ = issue_token(user=user)
     cached(token)
-    monkeypatch.setattr(invalidation.control, "live", False)  # as while Redis is unreachable
+    monkeypatch.setattr(invalidation.watch, "live", False)  # as while Redis is unreachable
     assert queries(lambda: token_row(token))[1] >= 1
     assert queries(lambda: token_row(token))[1] >= 1
 
