@@ -53,9 +53,11 @@ def main():
     os.environ["COE_BATCH_QUEUE"] = queue
     _live.setup_django()
     from django.contrib.auth import get_user_model
+    from django.contrib.auth.models import Group
     from django.test import Client
 
     user, _ = get_user_model().objects.get_or_create(username="bench")
+    user.groups.add(Group.objects.get(name="Operators"))  # uploading batches needs the operator role
     client = Client()
     client.force_login(user)
     worker = _live.start_worker(queue)
