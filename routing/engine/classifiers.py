@@ -73,7 +73,9 @@ class LogisticClassifier:
 
     def predict_proba(self, X, texts=None):
         F = self._features(X, texts)
-        return _softmax(np.asarray(F @ self.coef.T) + self.intercept)
+        if getattr(self, "_coef_t", (None,))[0] is not self.coef:  # sparse @ a transposed view copies it every call
+            self._coef_t = (self.coef, np.ascontiguousarray(self.coef.T))
+        return _softmax(np.asarray(F @ self._coef_t[1]) + self.intercept)
 
     def params(self):
         return {"C": self.C}
