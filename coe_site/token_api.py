@@ -17,6 +17,11 @@ Everything else runs as in ``settings.MIDDLEWARE``: the security middleware (HTT
 and opener policies), ``CommonMiddleware`` and ``X-Frame-Options`` — called on the event loop (``ON_LOOP``: they only
 read the request and set headers) —, the JSON error and CSP middlewares (async already), and any middleware added
 later unless it is listed here. Other requests (pages, ``/api/``, ``/v1/`` with a session) take the full chain.
+
+Django also gives every request its own thread for "thread-sensitive" sync code (``ThreadSensitiveContext``), started
+for the request signals' receivers and ``response.close()`` alone on this chain: ~1-2 ms per call on 2 busy cores.
+Here that code (those short receivers: closing that thread's own stale connections, resetting query logs) runs in
+asgiref's one shared thread instead; the views' database work never runs thread-sensitive (experts.openai_api).
 """
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed
@@ -71,6 +76,10 @@ def _on_loop(cls):
 
 
 class TokenApiHandler(ASGIHandler):
+    async def __call__(self, scope, receive, send):
+        """ASGIHandler.__call__ (``application`` passes only HTTP) without a thread of its own per request."""
+        await self.handle(scope, receive, send)
+
     def load_middleware(self, is_async=False):
         """BaseHandler.load_middleware (async: this is an ASGI handler) over settings.MIDDLEWARE without SKIPPED."""
         self._view_middleware, self._template_response_middleware, self._exception_middleware = [], [], []

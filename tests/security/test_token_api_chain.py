@@ -1,5 +1,7 @@
 """Bearer-token calls to /v1/ take a shorter middleware chain on the event loop (coe_site/token_api.py); they keep
 every property that applies to them, and every other request keeps the full chain."""
+from concurrent.futures import ThreadPoolExecutor
+
 import pytest
 from asgiref import sync
 from asgiref.sync import sync_to_async
@@ -78,21 +80,29 @@ async def test_the_chain_is_the_settings_chain_without_what_only_browsers_need(m
         "coe_site.static_middleware.StaticFilesMiddleware"}
 
 
-async def test_no_middleware_hook_hops_to_a_thread(monkeypatch, user):
+async def test_no_middleware_hook_hops_to_a_thread_and_no_thread_is_started(monkeypatch, user):
     token = await issued(user)
-    hopped = []
-    real = sync.SyncToAsync.__init__
+    full, lean = ASGIHandler(), token_api.TokenApiHandler()
+    await call(full, "/v1/models", bearer(token))  # warm: the view's own pool exists
+    hopped, pools = [], []
+    real_hop, real_pool = sync.SyncToAsync.__init__, ThreadPoolExecutor.__init__
 
-    def probe(self, func, *args, **kwargs):
+    def hop(self, func, *args, **kwargs):
         hopped.append(getattr(func, "__qualname__", repr(func)))
-        real(self, func, *args, **kwargs)
+        real_hop(self, func, *args, **kwargs)
 
-    monkeypatch.setattr(sync.SyncToAsync, "__init__", probe)
-    status, _, _ = await call(ASGIHandler(), "/v1/models", bearer(token))
-    assert status == 200 and any("Middleware" in name for name in hopped)  # the full chain does (the probe works)
-    hopped.clear()
-    status, _, _ = await call(token_api.TokenApiHandler(), "/v1/models", bearer(token))
-    assert status == 200 and not [name for name in hopped if "Middleware" in name]
+    def pool(self, *args, **kwargs):
+        pools.append(1)
+        real_pool(self, *args, **kwargs)
+
+    monkeypatch.setattr(sync.SyncToAsync, "__init__", hop)
+    monkeypatch.setattr(ThreadPoolExecutor, "__init__", pool)
+    status, _, _ = await call(full, "/v1/models", bearer(token))
+    assert status == 200 and any("Middleware" in name for name in hopped)  # the full chain does (the probes work)
+    assert pools  # Django's thread of the request's own
+    hopped.clear(), pools.clear()
+    status, _, _ = await call(lean, "/v1/models", bearer(token))
+    assert status == 200 and not [name for name in hopped if "Middleware" in name] and not pools
 
 
 async def test_the_same_headers_as_the_full_chain(user):
