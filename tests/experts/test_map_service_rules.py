@@ -384,6 +384,10 @@ def test_model_validation_joins_a_fields_messages_with_spaces():
     with pytest.raises(MapError) as exc:
         services.clean(Expert(name="", model_id="m", parameters=1))
     assert str(exc.value) == "name: This field cannot be blank."
+    with pytest.raises(MapError) as exc:
+        save_expert("!" * 81, NEW)
+    assert str(exc.value) == ("name: Letters, digits, dots, hyphens and underscores, e.g. llama-3.1-70b. Ensure this "
+                              "value has at most 80 characters (it has 81).")
 
 
 # -- backends ------------------------------------------------------------------------------------------------
