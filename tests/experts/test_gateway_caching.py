@@ -86,6 +86,19 @@ def test_an_unannounced_expert_change_is_seen_within_the_ttl(active_router, user
                what="the TTL to end")
 
 
+def test_the_version_query_reads_the_heads_as_the_selectors_read_them(active_router):
+    """The same values and types (a datetime, not SQLite's text): active_router compares them to its cache's, and
+    any difference would reload the router on every call."""
+    from experts.models import MapVersion
+    from routing.models import RouterModel
+    from routing.selectors import serving_heads
+
+    router, newest = serving_heads()
+    assert router == RouterModel.objects.filter(is_active=True).values_list("pk", "version", "created_at").first()
+    assert type(router[2]) is type(active_router.created_at)
+    assert newest == MapVersion.objects.order_by("-number").values_list("number", "pk").first()
+
+
 def test_a_map_edit_takes_effect_on_the_next_prompt(active_router, user):
     from experts.selectors import current_map
     from experts.services import publish_map
