@@ -1,8 +1,11 @@
 """Benchmark: an N-prompt upload routed and persisted end to end by one Celery worker (PostgreSQL + Redis).
 
-Target (issue 3): 10,000 prompts at >= 150 prompts/s from POST /api/batches to the batch's last commit, with one
+Target (issue 12): 10,000 prompts at >= 300 prompts/s from POST /api/batches to the batch's last commit, with one
 worker; and, with --memory over 100,000 prompts, worker RSS flat (no growth beyond a few MB). The worker is warmed
-with a small batch first (a long-lived worker has its router loaded). Run with the services' URLs, e.g.
+with a small batch first (a long-lived worker has its router loaded). Also printed: the worker's CPU seconds and
+its share of the wall time (1.0 = one core's worth; its two embedding threads can use two), and the load average,
+since on a shared machine throughput says as much about the other jobs as about this code. Run with the services'
+URLs, e.g.
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/coe_bench REDIS_URL=redis://127.0.0.1:6379/0 \
         .venv/bin/python bench/bench_batches.py [--prompts 10000] [--chunk 256] [--memory]
 """
@@ -64,18 +67,22 @@ def main():
     try:
         warm, _ = wait_done(upload(client, _live.prompts(args.chunk)), worker)
         rows = _live.prompts(args.prompts)
+        load, cpu = os.getloadavg()[0], _live.cpu_s(worker.pid)
         t0 = time.perf_counter()
         batch_id = upload(client, rows)
         t_upload = time.perf_counter() - t0
         batch, samples = wait_done(batch_id, worker, every=args.prompts / 20 if args.memory else None)
         total = time.perf_counter() - t0
+        cpu = _live.cpu_s(worker.pid) - cpu
     finally:
         _live.stop(worker)
     from routing.models import RoutingDecision
 
     stored = RoutingDecision.objects.filter(batch_id=batch_id).count()
     print(f"prompts={args.prompts} chunk={args.chunk} status={batch.status} stored={stored} "
-          f"upload_s={t_upload:.2f} end_to_end_s={total:.1f} prompts_per_s={args.prompts / total:.0f}")
+          f"upload_s={t_upload:.2f} end_to_end_s={total:.1f} prompts_per_s={args.prompts / total:.0f} "
+          f"worker_cpu_s={cpu:.1f} worker_cpu_share={cpu / total:.2f} load_average_1min={load:.2f}->"
+          f"{os.getloadavg()[0]:.2f}")
     if samples:
         rss = [mb for _, mb in samples]
         after_warm = [mb for done, mb in samples if done >= args.prompts / 10]

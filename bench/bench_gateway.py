@@ -7,8 +7,9 @@ OpenAI-protocol upstream (tests/fakes/openai_server.py) in this process, the pro
 directly, to a named expert through our endpoint (not routed) and to ``coe`` (routed: the router's time is part of its
 overhead); the upstream's own time is excluded by subtracting the direct call's. The server's own account of each
 answer (its Server-Timing header: credentials and limits, version query, router, experts' rows, expert call, record)
-is reported as medians. The per-user limits are on (counted in Redis on every call, set too high to refuse any).
-Run e.g.
+is reported as medians, and the server's CPU time per call (Daphne's user + system time over 100 calls of each kind,
+all its threads: what a call costs whatever else runs on the machine). The per-user limits are on (counted in Redis
+on every call, set too high to refuse any). Run e.g.
     DJANGO_SECRET_KEY=... DATABASE_URL=postgres://postgres@127.0.0.1:5432/coe_bench REDIS_URL=redis://127.0.0.1:6379/0 \\
         .venv/bin/python bench/bench_gateway.py [--requests 300] [--clients 50] [--tokens 64] [--token-ms 20] [--limits-off]
 """
@@ -53,7 +54,7 @@ def server_timing(headers):
     return steps
 
 
-def overhead(direct, ours, n):
+def overhead(direct, ours, n, server_cpu_s):
     messages = [{"role": "user", "content": QUESTION}]
     steps = {"named": [], "coe": []}
 
@@ -83,6 +84,11 @@ def overhead(direct, ours, n):
         rows["ttft_direct"] += [ttft(direct, "upstream") for _ in range(5)]
         rows["ttft_named"] += [ttft(ours, EXPERT) for _ in range(5)]
     p = {k: statistics.median(v) for k, v in rows.items()}
+    cpu = {}
+    for kind, call in (("named", call_named), ("coe", call_coe)):  # what one call costs the server, whatever the load
+        before = server_cpu_s()
+        timed(call, 100)
+        cpu[kind] = round((server_cpu_s() - before) * 10, 2)  # ms per call
 
     def medians(kind):
         names = list(dict.fromkeys(name for s in steps[kind] for name in s))
@@ -96,7 +102,8 @@ def overhead(direct, ours, n):
             "routed_coe_p50_ms": round(p["coe"], 2),
             "routed_overhead_p50_ms": round(p["coe"] - p["direct"], 2),
             "routed_overhead_p95_ms": round(pct(rows["coe"], 0.95) - pct(rows["direct"], 0.95), 2),
-            "server_timing_named_p50_ms": medians("named"), "server_timing_coe_p50_ms": medians("coe")}
+            "server_timing_named_p50_ms": medians("named"), "server_timing_coe_p50_ms": medians("coe"),
+            "server_cpu_ms_per_call": cpu}
 
 
 async def streaming_clients(base_url, token, clients, rounds):
@@ -174,7 +181,7 @@ def main():
             upstream.behaviour.update(tokens=["word"] * 16, per_token_delay_s=0.0)
             direct = openai.OpenAI(base_url=upstream.base_url, api_key="x", max_retries=0)
             ours = openai.OpenAI(base_url=base, api_key=token, max_retries=0)
-            result = {"overhead": overhead(direct, ours, args.requests)}
+            result = {"overhead": overhead(direct, ours, args.requests, lambda: _live.cpu_s(proc.pid))}
             upstream.behaviour.update(tokens=["word"] * args.tokens, per_token_delay_s=args.token_ms / 1000)
             result["streaming"] = asyncio.run(streaming_clients(base, token, args.clients, args.rounds))
             result["streaming"]["upstream_token_ms"] = args.token_ms
