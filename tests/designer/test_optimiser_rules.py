@@ -27,9 +27,10 @@ def problem(quality, freq, cost, size=None, categories=None) -> Problem:
 # -- the problem ---------------------------------------------------------------------------------------------
 
 def test_a_problem_stores_float_arrays_and_normalises_the_frequencies():
-    p = problem([[1, 2], [3, 4]], [[1], [3]], [[5, 6]], [7, 8])
+    p = Problem(("c0", "c1"), ("e0", "e1"), [[1, 2], [3, 4]], [[1], [3]], [[5, 6]], [7, 8])  # lists of whole numbers
     assert p.freq.tolist() == [0.25, 0.75] and p.cost.tolist() == [5.0, 6.0] and p.size.tolist() == [7.0, 8.0]
-    assert p.quality.dtype == float and p.quality.tolist() == [[1, 2], [3, 4]]
+    assert p.quality.tolist() == [[1, 2], [3, 4]]
+    assert [a.dtype for a in (p.quality, p.freq, p.cost, p.size)] == [np.dtype(float)] * 4
 
 
 @pytest.mark.parametrize("quality, freq, cost, size", [
@@ -74,6 +75,8 @@ def test_from_table_takes_costs_by_kind_sizes_as_totals_and_frequencies_by_name(
     assert p.cost.tolist() == [46.7, 7] and p.size.tolist() == [46.7, 7] and p.freq.tolist() == [0, 0.75, 0.25]
     assert Problem.from_table(table, models, cost="active").freq.tolist() == [0.25, 0.5, 0.25]
     assert Problem.from_table(table, models, cost="active").cost.tolist() == [12.9, 7]
+    table.counts = None
+    assert Problem.from_table(table, models, cost="active").freq.tolist() == pytest.approx([1 / 3] * 3)
     with pytest.raises(ValueError, match="parameter kind"):
         Problem.from_table(table, models, cost="both")
 
@@ -122,6 +125,11 @@ def test_a_size_budget_has_the_same_slack():
 def test_a_zero_budget_admits_only_what_costs_less_than_a_trillionth(method):
     p = problem([[3, 2, 1]], [1], [2e-12, 0.5e-12, 0])
     assert best_map(p, 0, method=method).mapping == {"c0": "e1"}
+
+
+def test_a_map_costing_exactly_the_budget_with_its_slack_is_admitted():
+    p = problem([[1, 2]], [1], [0, 1e-12])
+    assert best_map(p, 0, method="exhaustive").mapping == {"c0": "e1"}  # 1e-12 <= 0 * (1 + 1e-9) + 1e-12
 
 
 def test_the_slack_is_a_billionth_plus_a_trillionth():
@@ -183,6 +191,50 @@ def test_the_milp_keeps_tiny_quality_differences_apart():
     assert best_map(p, method="milp").mapping == {"c0": "e1", "c1": "e0"}
     big = problem([[1e6, 1e6 + 1], [0, 0]], [1, 1], [1, 2])
     assert best_map(big, method="milp").mapping == {"c0": "e1", "c1": "e0"}
+
+
+def test_the_milp_maximises_quality_when_every_quality_is_negative():
+    p = problem([[-3.0, -1.0], [-2.0, -2.5]], [1, 1], [1, 2])  # e.g. log-likelihoods
+    assert best_map(p, method="milp").mapping == {"c0": "e1", "c1": "e0"}
+
+
+def test_the_milp_weighs_quality_over_cost_whatever_their_scales():
+    # a quality gain of a millionth of its range beats a cost twice as high, with costs in the thousands...
+    p = problem([[1.0, 1.0 + 1e-6], [0.0, 0.0]], [1, 1], [1000, 2000])
+    assert best_map(p, method="milp").mapping == {"c0": "e1", "c1": "e0"}
+    # ... and with qualities a millionth apart in all
+    assert best_map(problem([[0.0, 1e-6]], [1], [1, 2]), method="milp").mapping == {"c0": "e1"}
+
+
+def test_the_milp_breaks_quality_ties_by_cost_whatever_the_cost_scale():
+    for cost in ([0.002, 0.001, 0.003], [2000, 1000, 3000]):
+        assert best_map(problem([[5, 5, 5]], [1], cost), method="milp").mapping == {"c0": "e1"}
+
+
+def test_the_milp_is_exact_where_the_solvers_default_gap_would_stop_early():
+    """An instance (7 categories, 5 experts, both budgets) where HiGHS with its default 0.01 % relative gap returns
+    a map of quality 0.84138 instead of the best, 0.84146: the MILP is run with no gap."""
+    q = [[0.842, 0.825, 0.193, 0.616, 0.653], [0.543, 0.541, 0.488, 0.034, 0.208],
+         [0.861, 0.863, 0.745, 0.111, 0.844], [0.441, 0.053, 0.992, 0.755, 0.586],
+         [0.282, 0.398, 0.78, 0.508, 0.093], [0.142, 0.768, 0.064, 0.462, 0.898],
+         [0.738, 0.238, 0.178, 0.341, 0.111]]
+    p = problem(q, [0.82, 0.13, 0.39, 0.74, 0.26, 0.26, 0.64], [31.9, 19.9, 62.5, 41.0, 40.1],
+                [37.9, 20.1, 182.4, 78.5, 79.9])
+    exact = best_map(p, 38.9, 385.1, method="exhaustive")
+    assert best_map(p, 38.9, 385.1, method="milp").choice == exact.choice
+
+
+def test_the_milp_prints_nothing(capfd):
+    """On this instance HiGHS's presolve writes a debug line to the process's output, which would corrupt JSON that a
+    command prints (e.g. evaluate_coe --json): the MILP runs without presolve."""
+    q = [[0.248, 0.614, 0.044, 0.826], [0.346, 0.35, 0.946, 0.098], [0.8, 0.837, 0.944, 0.946],
+         [0.633, 0.1, 0.796, 0.009], [0.051, 0.639, 0.92, 0.901], [0.749, 0.766, 0.342, 0.898],
+         [0.084, 0.051, 0.467, 0.0], [0.768, 0.609, 0.897, 0.128]]
+    p = problem(q, [0.13, 0.04, 0.71, 0.73, 0.61, 0.85, 0.11, 0.66], [8.0, 38.2, 61.5, 18.4])
+    exact = best_map(p, 25.5, method="front")
+    capfd.readouterr()
+    assert best_map(p, 25.5, method="milp").choice == exact.choice
+    assert capfd.readouterr() == ("", "")
 
 
 def test_a_failing_solver_is_an_error_saying_why(monkeypatch):
@@ -257,6 +309,22 @@ def test_the_hull_drops_points_on_or_below_a_chord_and_stops_at_the_best_expert(
     assert xs.tolist() == [1, 2, 3] and ys.tolist() == [0, 1.5, 2]
 
 
+def test_the_hull_keeps_every_vertex_of_a_concave_run_and_drops_collinear_ones():
+    xs, ys = upper_hull([1, 2, 3, 4], [0, 3, 5, 6])  # slopes 3, 2, 1: all vertices
+    assert xs.tolist() == [1, 2, 3, 4] and ys.tolist() == [0, 3, 5, 6]
+    xs, ys = upper_hull([1, 2, 3], [0, 1, 2])  # one straight line: its ends
+    assert xs.tolist() == [1, 3] and ys.tolist() == [0, 2]
+    xs, ys = upper_hull([1, 2], [2, 5])  # a cost equal to the previous score is no tie
+    assert xs.tolist() == [1, 2] and ys.tolist() == [2, 5]
+
+
+def test_the_yardsticks_are_floats_whatever_numbers_they_are_given():
+    xs, ys = upper_hull([7, 13], [3, 5])
+    assert (xs.dtype, ys.dtype) == (np.dtype(float), np.dtype(float))
+    m = routellm_metrics([0, 100], [8, 10], weak=8, strong=10)
+    assert [type(v) for v in m.strong_pct + m.pgr] == [float] * 4
+
+
 def test_the_hull_keeps_the_best_of_equally_cheap_experts_and_the_cheapest_of_equally_good_ones():
     xs, ys = upper_hull([2, 1, 1, 3], [5, 1, 2, 5])
     assert xs.tolist() == [1, 2] and ys.tolist() == [2, 5]
@@ -273,6 +341,9 @@ def test_the_hull_read_at_budgets_interpolates_is_flat_beyond_and_undefined_belo
     assert values.tolist() == [1.0, 2.0, 3.0, 3.0]
     assert math.isnan(hull_at(hull, [9.999])[0])
     assert hull_at(hull, [10 * (1 - 0.5e-9)]).tolist() == [1.0]  # rounding just below the start
+    assert math.isnan(hull_at(hull, [10 * (1 - 1e-6)])[0])  # a millionth below is below
+    at_zero = (np.array([0.0, 10.0]), np.array([1.0, 3.0]))
+    assert hull_at(at_zero, [-0.5e-12]).tolist() == [1.0] and math.isnan(hull_at(at_zero, [-1e-10])[0])
 
 
 def test_the_oracle_front_takes_each_prompts_steepest_steps_first():
@@ -281,6 +352,25 @@ def test_the_oracle_front_takes_each_prompts_steepest_steps_first():
     assert xs.tolist() == [0, 5, 15] and ys.tolist() == pytest.approx([0, 1.5, 4])
     xs, ys = oracle_front([[0, 1, 5], [0, 3, 3]], [0, 10, 20])  # the order of the prompts does not matter
     assert xs.tolist() == [0, 5, 15] and ys.tolist() == pytest.approx([0, 1.5, 4])
+
+
+def test_oracle_steps_of_equal_slope_are_taken_in_prompt_order():
+    # per prompt, one step: A 10 -> +5 and B 20 -> +10 (B's middle point lies on its chord) both at slope 0.5, C 10 ->
+    # +10 at slope 1; the steepest first, equal slopes in prompt order
+    kinds = "BBABCBBBBBCACABAACBC"
+    scores = {"A": [0, 5, 5], "B": [0, 1, 10], "C": [0, 10, 10]}
+    step = {"A": (10, 5), "B": (20, 10), "C": (10, 10)}
+    xs, ys = oracle_front([scores[k] for k in kinds], [0, 10, 20])
+    order = sorted(range(len(kinds)), key=lambda i: -step[kinds[i]][1] / step[kinds[i]][0])  # sorted() is stable
+    assert xs.tolist() == pytest.approx([0] + list(np.cumsum([step[kinds[i]][0] for i in order]) / len(kinds)))
+    assert ys.tolist() == pytest.approx([0] + list(np.cumsum([step[kinds[i]][1] for i in order]) / len(kinds)))
+
+
+def test_operating_points_at_the_same_strong_share_keep_their_order():
+    pct = [50] * 10 + [0] * 5 + [100] * 5
+    scores = [8 + i / 10 for i in range(20)]
+    m = routellm_metrics(pct, scores, weak=8, strong=10)
+    assert m.pgr == pytest.approx([(s - 8) / 2 for s in scores[10:15] + scores[:10] + scores[15:]])
 
 
 def test_the_grid_runs_from_the_cheapest_to_the_best_expert_with_50_budgets_by_default():
