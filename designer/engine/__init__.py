@@ -5,7 +5,10 @@ optimiser  the best category->expert map under average-cost and deployment-size 
 frontier   the exact quality-vs-average-cost Pareto front of maps
 metrics    random-mix hull of single experts, APGR, RouteLLM's PGR/APGR/CPT
 evaluation K-fold held-out evaluation of maps given each prompt's category
-datasets   loaders for the shared real data sets (tests, bench, docs)
+shrinkage, splits, subclusters, predicted
+           how maps are chosen: shrunk category means, one split category, categories learned per training fold
+           (k-means of embeddings or of predicted expert scores)
+datasets   loaders for the shared real data sets (tests, bench, docs); embedding_cache keeps their embeddings
 """
 
 from .evaluation import BudgetRow, Evaluation, Point, evaluate, kfold

@@ -1,4 +1,4 @@
-"""Loaders for the three shared real data sets (for tests, bench and docs; the product ships its own data).
+"""Loaders for the shared real data sets (for tests, bench and docs; the product ships its own data).
 
 The files are read from ../shared/data at run time, never copied into the project. Each benchmark keeps only
 prompts judged for every model of its pool. A routed evaluation needs one callable from the router:
@@ -9,6 +9,7 @@ Parameter counts (billions) are the models' published sizes; "active" differs on
 
 from __future__ import annotations
 
+import csv
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ ARENA_OPEN_POOL = (
 # GPT-4's size is undisclosed: 1000 B is a placeholder. Two-expert results depend only on the share of strong
 # calls (average cost is linear in it), so the placeholder changes no reported figure.
 MT_BENCH_PAIR = (ModelInfo("gpt-4-1106-preview", 1000.0, 1000.0), MIXTRAL)
+# RouteLLM's MMLU and GSM8K files hold each question's correctness (0/1) for this same pair.
+ROUTELLM_PAIR = MT_BENCH_PAIR
 WILDBENCH_POOL = (
     ModelInfo("gemma-2-9b-it", 9.24, 9.24),
     ModelInfo("gemma-2-27b-it@together", 27.2, 27.2),
@@ -80,6 +83,36 @@ def load_mt_bench(data_dir: Path | str | None = None, pool: Sequence[ModelInfo] 
     """80 two-turn questions in 8 categories, RouteLLM's GPT-4 judgments; score = mean of the two turns, as
     MT-Bench averages; -1 marks an unparsable judgment."""
     return _benchmark("mt_bench", _dir(data_dir, "mt_bench"), "scores_by_question.csv", pool, ("", "-1"), True)
+
+
+def _correctness(name: str, files: Sequence[Path], pool: Sequence[ModelInfo], label) -> Benchmark:
+    """RouteLLM's correctness CSVs (columns `prompt` and one True/False column per model): score 1 = correct."""
+    ids, prompts, rows, labels = [], [], [], []
+    for path in files:
+        with path.open(newline="", encoding="utf-8") as fh:
+            for i, record in enumerate(csv.DictReader(fh)):
+                ids.append(f"{label(path)}/{i}")
+                prompts.append(record["prompt"])
+                rows.append([{"True": 1.0, "False": 0.0}[record[m.name]] for m in pool])
+                labels.append(label(path))
+    return Benchmark(name, ids, prompts, tuple(pool), np.array(rows), labels if len(set(labels)) > 1 else None, 0)
+
+
+def load_mmlu(data_dir: Path | str | None = None, pool: Sequence[ModelInfo] = ROUTELLM_PAIR) -> Benchmark:
+    """MMLU's 14,042 test questions (57 subjects, the categories) with RouteLLM's per-question correctness of
+    GPT-4-1106 and Mixtral-8x7B. All are kept: RouteLLM's `contaminated_prompts.jsonl` lists overlaps with *its*
+    router's training data, and our maps are fitted on MMLU itself inside the folds."""
+    files = sorted((_dir(data_dir, "routellm_mmlu") / "responses").glob("mmlu_*.csv"))
+    if not files:
+        raise FileNotFoundError(f"no mmlu_*.csv under {_dir(data_dir, 'routellm_mmlu') / 'responses'}")
+    return _correctness("mmlu", files, pool, lambda path: path.stem.removeprefix("mmlu_"))
+
+
+def load_gsm8k(data_dir: Path | str | None = None, pool: Sequence[ModelInfo] = ROUTELLM_PAIR) -> Benchmark:
+    """GSM8K's 1,319 test problems (one kind: grade-school maths word problems, no categories) with RouteLLM's
+    per-problem correctness of GPT-4-1106 and Mixtral-8x7B; all kept, as for MMLU."""
+    return _correctness("gsm8k", [_dir(data_dir, "routellm_gsm8k") / "gsm8k_responses.csv"], pool,
+                        lambda path: "gsm8k")
 
 
 def load_wildbench(data_dir: Path | str | None = None,

@@ -44,7 +44,8 @@ def run(*args):
 @pytest.mark.django_db
 def test_json_report_on_a_synthetic_pool(tmp_path, active_router):
     s, q, m = write_inputs(tmp_path)
-    report = json.loads(run("--scores", s, "--questions", q, "--models", m, "--folds", "4", "--seed", "1", "--json"))
+    report = json.loads(run("--scores", s, "--questions", q, "--models", m, "--folds", "4", "--seed", "1",
+                            "--categories", "router", "--json"))
     assert report["n_prompts"] == 36 and report["folds"] == 4 and report["cost"] == "total"
     assert report["router_version"] == 1 and report["n_categories"] == len(report["category_counts"]) >= 3
     assert [p["name"] for p in report["experts"]] == ["small", "mid", "big"]
@@ -57,7 +58,8 @@ def test_json_report_on_a_synthetic_pool(tmp_path, active_router):
         assert row["coe"] >= cheapest - 1e-9  # held out, a map never does worse than the cheapest expert
         assert row["oracle"] >= row["coe"] - 1e-9
     assert report["apgr"] > report["hull_apgr"]  # categories carry signal here
-    active = json.loads(run("--scores", s, "--questions", q, "--models", m, "--cost", "active", "--json"))
+    active = json.loads(run("--scores", s, "--questions", q, "--models", m, "--cost", "active", "--categories", "router",
+                            "--json"))
     assert active["rows"][-1]["budget"] == 70 and active["experts"][1]["avg_active_params"] == 13
 
 
@@ -75,7 +77,7 @@ def test_clusters_are_chosen_per_training_fold(tmp_path, active_router):
 def test_two_expert_pool_reports_routellm_metrics(tmp_path, active_router):
     s, q, m = write_inputs(tmp_path)
     (tmp_path / "m.csv").write_text("model,total_params\nsmall,7\nbig,70\n")
-    text = run("--scores", s, "--questions", q, "--models", m)
+    text = run("--scores", s, "--questions", q, "--models", m, "--categories", "router")
     assert "RouteLLM: APGR" in text and "per-prompt oracle" in text
     report = json.loads(run("--scores", s, "--questions", q, "--models", m, "--json"))
     rl = report["routellm"]
@@ -103,5 +105,29 @@ def test_mt_bench_real_data(active_router):
     report = json.loads(run("--dataset", "mt_bench", "--data", str(shared_data()), "--json"))
     assert report["n_prompts"] == 80 and report["cheapest"].startswith("mistralai/Mixtral")
     assert report["best"] == "gpt-4-1106-preview"
+    assert report["categories"] == "auto" and len(report["chosen_per_fold"]) == 5
     # routed categories must beat a random mix of the two models on held-out questions
     assert report["apgr"] > report["hull_apgr"] and report["routellm"]["apgr"] > 0.5
+
+
+@pytest.mark.django_db
+def test_mmlu_real_data_with_router_categories(active_router):
+    """All 14,042 questions are routed (embeddings cached on disk by text hash) and held out once."""
+    data = shared_data("routellm_mmlu").parent
+    report = json.loads(run("--dataset", "mmlu", "--data", str(data), "--categories", "router", "--folds", "5",
+                            "--seed", "0", "--json"))
+    assert report["source"] == "mmlu" and report["n_prompts"] == 14042 and report["dropped_prompts"] == 0
+    assert sum(report["category_counts"].values()) == 14042 and report["splits"]
+    assert (report["cheapest"], report["best"]) == ("mistralai/Mixtral-8x7B-Instruct-v0.1", "gpt-4-1106-preview")
+    assert report["apgr"] > report["hull_apgr"] and 0 < report["routellm"]["cpt50"] < 50
+
+
+@pytest.mark.django_db
+def test_gsm8k_real_data(active_router):
+    """(The default method runs on real data in test_mt_bench_real_data; on GSM8K it takes minutes.)"""
+    data = shared_data("routellm_gsm8k").parent
+    report = json.loads(run("--dataset", "gsm8k", "--data", str(data), "--categories", "router", "--folds", "3",
+                            "--seed", "1", "--json"))
+    assert report["n_prompts"] == 1319 and report["folds"] == 3 and report["seed"] == 1
+    assert [p["score"] for p in report["experts"]] == pytest.approx([1130 / 1319, 842 / 1319])
+    assert all(row["coe"] >= report["experts"][1]["score"] - 1e-9 for row in report["rows"])

@@ -1,19 +1,25 @@
+import argparse
 import json
 from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
 from designer.engine import TableError, evaluate, parse_models, parse_prompt_scores, parse_questions
-from designer.engine.datasets import load_arena_bench_v1, load_mt_bench
+from designer.engine.datasets import load_arena_bench_v1, load_gsm8k, load_mmlu, load_mt_bench
+from designer.engine.embedding_cache import cached_encode
+from designer.engine.predicted import ScorePredictor, lexical_counts
 from designer.engine.shrinkage import STRENGTHS
 from designer.engine.splits import stable_keys
-from designer.engine.subclusters import FINE_KS, KS, SUB_KS, ClusterCategoriser
+from designer.engine.subclusters import FINE_KS, KS, PREDICTED, PREDICTED_KS, SUB_KS, ClusterCategoriser
+from routing.engine.onnx_model import cache_dir
 from routing.selectors import active_router
 from routing.services import ensure_router
 
-DATASETS = {"arena_bench_v1": load_arena_bench_v1, "mt_bench": load_mt_bench}
-# --categories other than 'router': ClusterCategoriser's candidate k-means k and router sub-cluster k
-CLUSTERS = {"clusters": (KS, ()), "fine-clusters": (FINE_KS, ()), "sub-clusters": (KS, SUB_KS)}
+DATASETS = {"arena_bench_v1": load_arena_bench_v1, "mt_bench": load_mt_bench, "mmlu": load_mmlu, "gsm8k": load_gsm8k}
+# --categories other than 'router': ClusterCategoriser's candidate k-means k, router sub-cluster k and k-means k on
+# predicted scores
+CLUSTERS = {"auto": (KS, (), PREDICTED_KS), "clusters": (KS, (), ()), "fine-clusters": (FINE_KS, (), ()),
+            "sub-clusters": (KS, SUB_KS, ())}
 
 
 def _read(path):
@@ -67,24 +73,26 @@ class Command(BaseCommand):
         parser.add_argument("--seed", type=int, default=0)
         parser.add_argument("--cost", choices=["total", "active"], default="total")
         parser.add_argument("--budgets", type=int, default=50, help="budget grid size (default 50)")
-        parser.add_argument("--categories", choices=["router", *CLUSTERS], default="router",
-                            help="router: the active router's categories; clusters: per training fold, the router's "
-                                 f"categories or k-means clusters (k in {KS}) of the prompts' embeddings, whichever an "
-                                 "inner cross-validation on the training prompts prefers; fine-clusters: the same "
-                                 f"with k in {FINE_KS}; sub-clusters: clusters, or each router category cut into k "
+        parser.add_argument("--categories", choices=["router", *CLUSTERS], default="auto",
+                            help="auto (default): per training fold, the router's categories, k-means clusters "
+                                 f"(k in {KS}) of the prompts' embeddings or k-means clusters (k in {PREDICTED_KS}) of "
+                                 "each expert's score as predicted from the prompt, whichever an inner "
+                                 "cross-validation on the training prompts prefers; router: the active router's "
+                                 "categories; clusters: auto without predicted scores; fine-clusters: clusters with "
+                                 f"k in {FINE_KS}; sub-clusters: clusters, or each router category cut into k "
                                  f"sub-clusters (k in {SUB_KS})")
         parser.add_argument("--inner-repeats", type=int, default=1,
                             help="clusters: average the inner cross-validation over this many fold cuts")
-        parser.add_argument("--shrinkage", choices=["none", "auto"], default="none",
-                            help="auto: shrink each category's mean score toward the expert's overall mean, strength "
-                                 f"chosen from {STRENGTHS} per training fold by an inner cross-validation")
-        parser.add_argument("--splits", action="store_true",
+        parser.add_argument("--shrinkage", choices=["none", "auto"], default="auto",
+                            help="auto (default): shrink each category's mean score toward the expert's overall mean, "
+                                 f"strength chosen from {STRENGTHS} per training fold by an inner cross-validation")
+        parser.add_argument("--splits", action=argparse.BooleanOptionalAction, default=True,
                             help="maps may split one category between two experts, by a stable hash of the prompt "
-                                 "text (the upper concave envelope of the map front)")
+                                 "text (the upper concave envelope of the map front); on by default")
         parser.add_argument("--json", action="store_true", dest="as_json")
 
     def handle(self, scores=None, questions=None, models=None, dataset=None, data=None, folds=5, seed=0,
-               cost="total", budgets=50, categories="router", shrinkage="none", splits=False, inner_repeats=1,
+               cost="total", budgets=50, categories="auto", shrinkage="auto", splits=True, inner_repeats=1,
                as_json=False, **options):
         files = (scores, questions, models)
         if dataset and any(files):
@@ -107,14 +115,18 @@ class Command(BaseCommand):
             raise CommandError("--inner-repeats must be at least 1")
         ensure_router()
         row, router = active_router()
-        routed = [r.category for r in router.route(prompts)]
+        embedder = router.embedder
+        embeddings = cached_encode(embedder.encode, embedder.model_id, prompts, cache_dir() / "embeddings")
+        routed = [r.category for r in router.route(prompts, embeddings=embeddings)]
         method = {"shrinkage": STRENGTHS if shrinkage == "auto" else 0.0, "splits": splits,
                   "keys": stable_keys(prompts) if splits else None}
         categoriser = routed
         if categories != "router":
-            ks, sub_ks = CLUSTERS[categories]
-            categoriser = ClusterCategoriser(router.embedder.encode(prompts), matrix, pool, cost=cost, base=routed,
-                                             ks=ks, sub_ks=sub_ks, inner_repeats=inner_repeats, seed=seed, **method)
+            ks, sub_ks, predicted_ks = CLUSTERS[categories]
+            predictor = ScorePredictor(embeddings, lexical_counts(prompts), matrix, seed=seed) if predicted_ks else None
+            categoriser = ClusterCategoriser(embeddings, matrix, pool, cost=cost, base=routed, ks=ks, sub_ks=sub_ks,
+                                             predictor=predictor, predicted_ks=predicted_ks,
+                                             inner_repeats=inner_repeats, seed=seed, **method)
         try:
             ev = evaluate(matrix, categoriser, pool, cost=cost, folds=folds, seed=seed, n_budgets=budgets, **method)
         except ValueError as exc:
@@ -136,8 +148,7 @@ class Command(BaseCommand):
         w("Router categories: " + ", ".join(f"{c} {n}" for c, n in r["category_counts"].items()))
         if "chosen_per_fold" in r:
             w("Categories per fold (chosen on its training prompts): "
-              + ", ".join(f["chosen"] if f["chosen"].startswith("router") else f"k-means {f['chosen']}"
-                          for f in r["chosen_per_fold"]))
+              + ", ".join(_candidate(f["chosen"]) for f in r["chosen_per_fold"]))
         if r["splits"]:
             w("Maps may split one category between two experts (by a stable hash of the prompt text)")
         if "inner_apgr" in r["shrinkage"][0]:
@@ -159,3 +170,9 @@ class Command(BaseCommand):
             cpt = r["routellm"]["cpt50"]
             w(f"RouteLLM: APGR {r['routellm']['apgr']:.3f}, CPT(50%) "
               f"{'not reached' if cpt is None else f'{cpt:.1f}% strong calls'}")
+
+
+def _candidate(name: str) -> str:
+    if name.startswith(PREDICTED):
+        return f"k-means {name.removeprefix(PREDICTED)} on predicted scores"
+    return name if name.startswith("router") else f"k-means {name}"
