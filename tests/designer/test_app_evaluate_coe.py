@@ -79,7 +79,7 @@ def test_two_expert_pool_reports_routellm_metrics(tmp_path, active_router):
     (tmp_path / "m.csv").write_text("model,total_params\nsmall,7\nbig,70\n")
     text = run("--scores", s, "--questions", q, "--models", m, "--categories", "router")
     assert "RouteLLM: APGR" in text and "per-prompt oracle" in text
-    report = json.loads(run("--scores", s, "--questions", q, "--models", m, "--json"))
+    report = json.loads(run("--scores", s, "--questions", q, "--models", m, "--categories", "router", "--json"))
     rl = report["routellm"]
     assert rl["strong_pct"][0] == 0 and rl["strong_pct"][-1] == 100 and 0 <= rl["apgr"] <= 1
 
