@@ -16,6 +16,7 @@ is served only when
 A read that raced with an event is not stored (``stamp``/``put``): an entry never outlives a change it did not see.
 """
 import asyncio
+import contextlib
 import copy
 import logging
 import os
@@ -58,7 +59,8 @@ class Watch:
             if self._bus is current and self._pid == os.getpid():
                 return
             if self._loop is not None and self._pid == os.getpid():  # the bus changed (tests point it elsewhere)
-                self._loop.call_soon_threadsafe(self._task.cancel)
+                with contextlib.suppress(RuntimeError):  # unless its loop has ended already
+                    self._loop.call_soon_threadsafe(self._task.cancel)
             self._bus, self._pid, self.live = current, os.getpid(), False
             ready = threading.Event()
             threading.Thread(target=self._run, args=(current, ready), name="cache-invalidation", daemon=True).start()

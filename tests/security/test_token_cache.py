@@ -131,3 +131,19 @@ def test_nothing_is_cached_while_the_subscription_is_down(user, live, monkeypatc
 def test_unknown_tokens_are_never_cached(user, live):
     assert token_row("not-a-token") is None
     assert queries(lambda: token_row("not-a-token")) == (None, 1)
+
+
+def test_a_new_bus_gets_a_new_subscription(user, live, settings):
+    """Settings that change the bus (tests point it at their own Redis) end the old subscription and start one on
+    the new bus; until it is up nothing is served from the cache, and its events are heard once it is."""
+    token, row = issue_token(user=user)
+    cached(token)
+    for prefix in ("hperf-a:", "hperf-b:"):  # twice: the second replaces a subscription that was itself replaced
+        settings.COE_WS_CHANNEL_PREFIX = prefix
+        assert queries(lambda: token_row(token))[1] >= 1
+        wait_until(invalidation.watch.usable, 10, what="the subscription on the new bus")
+    cached(token)
+    with connection.cursor() as cursor:
+        cursor.execute("DELETE FROM access_apitoken WHERE id = %s", [row.pk])
+    bus.publish(bus.CONTROL, json.dumps({"kind": "token.deleted", "id": row.pk}))
+    wait_until(lambda: token_row(token) is None, 5, what="the event on the new bus")
