@@ -118,6 +118,8 @@ def _begin_chat(request, source):
     chat = parsed[0]
     plan = answering.plan(chat.model, chat.messages, source, user)
     plan.timings["auth_limits"] = (checked - start) * 1000
+    if chat.stream and plan.decision is not None:  # its first chunk names the decision: stored now, its call last
+        answering.store_decision(plan)
     return user, chat, plan
 
 
@@ -174,8 +176,6 @@ async def chat_completions_view(request):
                                            answer.usage, coe))
         response["Server-Timing"] = _server_timing(plan, t0, t1, t2, time.perf_counter())
     else:
-        if plan.decision is not None:  # the first chunk names the decision: store it now (its call comes last)
-            await _db(answering.store_decision)(plan)
         coe = plan.coe(opened.expert, opened.fallback_reason)
         response = StreamingHttpResponse(_events(plan, chat, opened, coe, status, done, record),
                                          content_type="text/event-stream")

@@ -168,6 +168,28 @@ def test_a_client_gone_before_the_answer_leaves_the_decision_and_an_aborted_call
     assert (call.decision_id, decision.category, decision.user_id) == (decision.pk, "coding", user.pk)
 
 
+def test_a_stream_names_a_stored_decision_in_its_first_chunk_and_records_its_call_last(server, user):
+    import openai
+
+    from access.services import issue_token
+    from experts.selectors import current_map
+    from experts.services import save_expert
+
+    client = openai.OpenAI(base_url=f"{server}/v1", api_key=issue_token(user=user)[0], max_retries=0, timeout=30)
+    with FakeOpenAI() as fake:
+        fake.behaviour.update(tokens=["word"] * 20, per_token_delay_s=0.05)
+        save_expert(current_map().assignments["coding"], {"backend": "openai", "base_url": fake.base_url,
+                                                          "max_retries": 0})
+        stream = client.chat.completions.create(model="coe", messages=MESSAGES, stream=True)
+        first = next(iter(stream))
+        decision_id = first.model_extra["coe"]["decision_id"]
+        assert RoutingDecision.objects.filter(pk=decision_id, category="coding").exists()  # stored, mid-stream
+        assert not ExpertCall.objects.exists()
+        rest = list(stream)
+    assert rest and ExpertCall.objects.get().decision_id == decision_id
+    assert RoutingDecision.objects.get().answered_by_id is not None
+
+
 def test_a_revoked_token_stops_working_on_the_next_call(server, user):
     from access.services import issue_token, revoke_token
 
