@@ -80,7 +80,12 @@ VAR_DIR = Path(env("COE_VAR_DIR", default=str(BASE_DIR / "var")))
 if env("DATABASE_URL", default=""):
     DATABASES = {"default": env.db_url("DATABASE_URL")}
     if DATABASES["default"]["ENGINE"] == "django.db.backends.postgresql":
-        DATABASES["default"].setdefault("OPTIONS", {}).setdefault("connect_timeout", 5)
+        # A database host that vanishes without a reset (a partition, a dead VM) must fail a query within about a
+        # minute instead of blocking a worker forever: TCP keepalives for idle waits, a user timeout for unacked sends.
+        # Query parameters in DATABASE_URL override these.
+        for option, value in (("connect_timeout", 5), ("keepalives", 1), ("keepalives_idle", 30),
+                              ("keepalives_interval", 10), ("keepalives_count", 3), ("tcp_user_timeout", 60_000)):
+            DATABASES["default"].setdefault("OPTIONS", {}).setdefault(option, value)
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
         DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 else:

@@ -86,3 +86,19 @@ def test_warm_start_loads_the_active_router_in_the_background(active_router, mon
         if thread.name == "router-warm-up":
             thread.join(60)
     assert selectors._cache["router"] is not None and selectors._cache["row"].pk == active_router.pk
+
+
+def test_postgres_connections_detect_a_vanished_host():
+    """A partition must fail a query within about a minute, not block a worker forever: the live connection carries
+    TCP keepalives and a user timeout (libpq reports what it used), and a DATABASE_URL parameter overrides a default."""
+    code = ("import django, json; django.setup(); from django.db import connection; from psycopg.conninfo import "
+            "conninfo_to_dict; connection.ensure_connection(); print(json.dumps(conninfo_to_dict(connection.connection.info.dsn)))")
+    base = {k: v for k, v in os.environ.items() if k not in ("DATABASE_URL", "REDIS_URL", "CELERY_BROKER_URL")}
+    run = lambda url: json.loads(subprocess.run([sys.executable, "-c", code], cwd=ROOT, env={**base, "DATABASE_URL": url},
+                                                capture_output=True, text=True, check=True).stdout)
+    dsn = run("postgres://postgres@127.0.0.1:5432/postgres")
+    assert {k: dsn.get(k) for k in ("keepalives", "keepalives_idle", "keepalives_interval", "keepalives_count",
+                                    "tcp_user_timeout", "connect_timeout")} == {
+        "keepalives": "1", "keepalives_idle": "30", "keepalives_interval": "10", "keepalives_count": "3",
+        "tcp_user_timeout": "60000", "connect_timeout": "5"}
+    assert run("postgres://postgres@127.0.0.1:5432/postgres?keepalives_idle=7")["keepalives_idle"] == "7"
