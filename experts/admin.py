@@ -1,4 +1,4 @@
-"""Django admin for experts and map versions. Every save goes through experts.services (audit + broadcast).
+"""Django admin for categories, experts and map versions. Every save goes through experts.services (audit + broadcast).
 
 Map versions are immutable snapshots: the change page is read-only; "add" shows one expert choice per category and
 publishes a new version through the same service as the in-app editor; an action rolls back to a selected version.
@@ -8,12 +8,11 @@ from django.contrib import admin, messages
 from django.db import transaction
 
 from access.roles import can_edit_backends
-from routing.selectors import active_categories
 
-from . import services
+from . import category_services, services
 from .forms import BACKEND_GROUPS
-from .models import AuditEntry, Expert, MapAssignment, MapVersion
-from .selectors import current_map, current_version_number, expert_dict
+from .models import AuditEntry, Category, Expert, MapAssignment, MapVersion
+from .selectors import active_categories, current_map, current_version_number, expert_dict
 
 
 class _DryRun(Exception):
@@ -232,3 +231,45 @@ class AuditEntryAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(Category)
+class CategoryAdmin(admin.ModelAdmin):
+    list_display = ("name", "description", "retired", "seed_count")
+    list_filter = ("retired",)
+    fields = ("name", "description", "seed_prompts", "retired")
+    actions = ["retire_selected"]
+
+    @admin.display(description="seed prompts")
+    def seed_count(self, obj):
+        return len(obj.seed_prompts)
+
+    def get_readonly_fields(self, request, obj=None):
+        return ("retired",)
+
+    def save_model(self, request, obj, form, change):
+        data = form.cleaned_data
+        try:
+            if change:
+                old_name = Category.objects.get(pk=obj.pk).name
+                category_services.update_category(old_name, request.user, new_name=data["name"],
+                                                  description=data["description"],
+                                                  seed_prompts=data["seed_prompts"])
+            else:
+                # a new category starts on the fallback category's expert; change it in the map editor
+                expert = current_map().assignments["general"]
+                obj.pk = category_services.add_category(data["name"], expert, current_version_number(),
+                                                        data["description"], data["seed_prompts"], request.user).pk
+        except (services.MapError, services.StaleMapVersion) as exc:
+            self.message_user(request, f"Not saved: {exc}", messages.ERROR)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # retire instead: decisions and map versions refer to categories
+
+    @admin.action(description="Retire selected categories (new map version without them)")
+    def retire_selected(self, request, queryset):
+        for category in queryset:
+            try:
+                category_services.retire_category(category.name, current_version_number(), request.user)
+            except (services.MapError, services.StaleMapVersion) as exc:
+                self.message_user(request, f"{category.name}: {exc}", messages.ERROR)

@@ -1,10 +1,26 @@
-"""Experts (with how each is served), immutable map versions (category → expert), the audit log and expert calls."""
+"""The catalog: categories, experts (with how each is served), immutable map versions (category → expert), the audit
+log, and expert calls."""
 from django.conf import settings
 from django.core.validators import RegexValidator
 from django.db import models
 
 BACKENDS = [("simulated", "Simulated (hwsim cost model, no real text)"), ("openai", "OpenAI-compatible server"),
             ("transformers", "Local transformers model")]
+
+
+class Category(models.Model):
+    name = models.SlugField(max_length=60, unique=True)
+    description = models.TextField(blank=True)
+    seed_prompts = models.JSONField(default=list, blank=True, help_text="Labelled examples the router trains on.")
+    retired = models.BooleanField(default=False)
+
+    class Meta:
+        db_table = "routing_category"  # moved here from routing without touching the table (state-only migration)
+        ordering = ["name"]
+        verbose_name_plural = "categories"
+
+    def __str__(self):
+        return self.name
 
 
 class Expert(models.Model):
@@ -85,7 +101,7 @@ class MapAssignment(models.Model):
     an A/B test, or the designer's maps that split one category to spend a budget exactly."""
 
     version = models.ForeignKey(MapVersion, on_delete=models.CASCADE, related_name="assignments")
-    category = models.ForeignKey("routing.Category", on_delete=models.PROTECT, related_name="+")
+    category = models.ForeignKey(Category, on_delete=models.PROTECT, related_name="+")
     expert = models.ForeignKey(Expert, on_delete=models.PROTECT, related_name="assignments")
     split_expert = models.ForeignKey(Expert, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
     split_share = models.FloatField(default=0.0)

@@ -14,7 +14,12 @@ from django.db.models.signals import post_delete, post_migrate, post_save
 from coe_site import invalidation
 from designer.engine.splits import stable_keys
 
-from .models import Expert, MapAssignment, MapVersion
+from .models import Category, Expert, MapAssignment, MapVersion
+
+
+def active_categories():
+    """The categories routers may predict and the map must cover (retired ones are kept for old decisions)."""
+    return list(Category.objects.filter(retired=False))
 
 
 def split_key(prompt):

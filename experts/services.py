@@ -14,7 +14,7 @@ from coe_site.realtime import publish
 
 from .backends.egress import EgressRefused, check_base_url, check_key_env
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
-from .selectors import current_version_number, map_snapshot
+from .selectors import active_categories, current_version_number, map_snapshot
 
 FALLBACK_CATEGORY = "general"
 EXPERT_FIELDS = ("model_id", "parameters", "active_parameters", "bytes_per_parameter", "context_length", "enabled",
@@ -122,8 +122,6 @@ def _kept_splits(before, assignments):
 
 
 def _active_categories():
-    from routing.selectors import active_categories
-
     return {c.name: c for c in active_categories()}
 
 

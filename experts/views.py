@@ -7,10 +7,9 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from routing import category_services
-from routing.selectors import active_categories, active_router_row
+from routing.selectors import active_router_row
 
-from . import selectors, services
+from . import category_services, selectors, services
 from .forms import ExpertBackendForm
 from .models import AuditEntry, Expert
 from .permissions import can_edit_map
@@ -45,7 +44,7 @@ def editor(request):
     draft, splits, error, status = dict(snapshot.assignments), None, None, 200
     if request.method == "POST":
         _editor_only(request)
-        categories = [c.name for c in active_categories()]
+        categories = [c.name for c in selectors.active_categories()]
         draft = {c: request.POST[f"assign-{c}"] for c in categories if request.POST.get(f"assign-{c}")}
         try:
             splits = _posted_splits(request.POST, categories)
@@ -83,14 +82,14 @@ def _editor_page(request, snapshot, draft, base_version, *, error=None, status=2
         splits = snapshot.splits
     category_rows = [(c, splits[c.name]["expert"] if c.name in splits else None,
                       round(splits[c.name]["share"] * 100, 1) if c.name in splits else None)
-                     for c in active_categories()]
+                     for c in selectors.active_categories()]
     can_edit, can_backends = can_edit_map(request.user), can_edit_backends(request.user)
     experts = selectors.experts()
     rows = [(e, selectors.expert_dict(e)["backend"],
              (backend_form if backend_form and backend_form.expert.pk == e.pk else ExpertBackendForm(e))
              if can_backends else None) for e in experts]
     return render(request, "experts/editor.html", {
-        "map": snapshot, "draft": draft, "error": error, "categories": active_categories(), "experts": experts,
+        "map": snapshot, "draft": draft, "error": error, "categories": selectors.active_categories(), "experts": experts,
         "category_rows": category_rows,
         "expert_rows": rows, "can_edit": can_edit, "router": active_router_row(), "base_version": base_version,
     }, status=status)

@@ -1,20 +1,6 @@
-"""Categories, trained routers and routing decisions."""
+"""Trained routers, routing decisions and batches (the categories they predict live in the catalog, ``experts``)."""
 from django.conf import settings
 from django.db import models
-
-
-class Category(models.Model):
-    name = models.SlugField(max_length=60, unique=True)
-    description = models.TextField(blank=True)
-    seed_prompts = models.JSONField(default=list, blank=True, help_text="Labelled examples the router trains on.")
-    retired = models.BooleanField(default=False)
-
-    class Meta:
-        ordering = ["name"]
-        verbose_name_plural = "categories"
-
-    def __str__(self):
-        return self.name
 
 
 class RouterModel(models.Model):

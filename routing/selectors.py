@@ -7,9 +7,10 @@ from django.db.models.expressions import Col
 from django.utils import timezone
 
 from access.roles import owned_by, redact
+from experts.selectors import active_categories
 
 from .engine.router import Router
-from .models import Batch, BatchChunk, Category, RouterModel, RoutingDecision
+from .models import Batch, BatchChunk, RouterModel, RoutingDecision
 
 _cache = {"version": None, "router": None, "row": None}
 _lock = threading.Lock()
@@ -69,10 +70,6 @@ def serving_heads():
 
 def active_router_row():
     return RouterModel.objects.filter(is_active=True).defer("artifact").first()
-
-
-def active_categories():
-    return list(Category.objects.filter(retired=False))
 
 
 def seed_training_data():

@@ -15,11 +15,11 @@ from django.db.models import F, Max, Q
 from django.utils import timezone
 
 from coe_site import jobs, realtime
-from experts.selectors import current_map
+from experts.selectors import active_categories, current_map
 
 from .engine import inputs
 from .engine import router as engine
-from .models import Batch, BatchChunk, Category, RouterModel, RoutingDecision
+from .models import Batch, BatchChunk, RouterModel, RoutingDecision
 from .defaults import seed_examples
 from .selectors import NoActiveRouter, active_router, batch_progress, feed_item, seed_training_data
 
@@ -38,7 +38,7 @@ def train_router(prompts=None, labels=None, classifier="auto", user=None, activa
     """Train on (prompts, labels) — by default the categories' seed prompts — and store a new RouterModel."""
     if prompts is None:
         prompts, labels = seed_training_data()
-    known = set(Category.objects.filter(retired=False).values_list("name", flat=True))
+    known = {c.name for c in active_categories()}
     unknown = sorted(set(labels) - known)
     if unknown:
         raise RoutingInputError(f"unknown categor{'ies' if len(unknown) > 1 else 'y'} in training data: "

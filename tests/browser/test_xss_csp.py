@@ -36,7 +36,7 @@ def planted(active_router, settings, live_server):
     from experts.services import publish_map, save_expert
     from hwsim.engine import get_machine
     from hwsim.services import create_run
-    from routing.category_services import add_category
+    from experts.category_services import add_category
     from routing.engine.inputs import Item
     from routing.services import create_batch, route_prompts
 
@@ -96,7 +96,7 @@ def test_admin_pages_work_under_the_csp(strict_page, planted, live_server):
     url = live_server.url
     sign_in(strict_page, url, planted["admin"])
     for path in ("/admin/", "/admin/experts/expert/", "/admin/experts/mapversion/add/", "/admin/access/apitoken/",
-                 "/admin/routing/category/"):
+                 "/admin/experts/category/"):
         response = strict_page.goto(f"{url}{path}")
         assert response.status == 200, path
         assert strict_page.locator("[data-xss]").count() == 0, path

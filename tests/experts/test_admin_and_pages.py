@@ -5,7 +5,7 @@ from django.test import Client
 from experts.models import AuditEntry, MapVersion
 from experts.selectors import current_map
 from experts.services import publish_map
-from routing.models import Category
+from experts.models import Category
 
 pytestmark = pytest.mark.django_db
 
@@ -68,7 +68,7 @@ def test_admin_rollback_action(staff):
 
 def test_admin_category_edit_is_audited(staff):
     stem = Category.objects.get(name="stem")
-    r = client_for(staff).post(f"/admin/routing/category/{stem.pk}/change/",
+    r = client_for(staff).post(f"/admin/experts/category/{stem.pk}/change/",
                                {"name": "stem", "description": "Science!", "seed_prompts": '["Why is ice slippery?"]'})
     assert r.status_code == 302
     assert Category.objects.get(name="stem").seed_prompts == ["Why is ice slippery?"]

@@ -7,8 +7,8 @@ from django.db import connection
 from experts.models import AuditEntry, Expert, MapVersion
 from experts.selectors import current_map
 from experts.services import MapError, StaleMapVersion, publish_map, save_expert
-from routing import category_services
-from routing.models import Category
+from experts import category_services
+from experts.models import Category
 
 
 @pytest.mark.django_db

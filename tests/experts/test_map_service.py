@@ -4,7 +4,7 @@ import pytest
 from experts.models import AuditEntry, Expert, MapVersion
 from experts.selectors import current_map
 from experts.services import MapError, StaleMapVersion, publish_map, rollback_map
-from routing.models import Category
+from experts.models import Category
 
 pytestmark = pytest.mark.django_db
 

@@ -14,7 +14,7 @@ from experts import services
 from experts.models import AuditEntry, Expert, MapAssignment, MapVersion
 from experts.selectors import current_version_number, map_snapshot
 from experts.services import (BackendsForbidden, MapError, StaleMapVersion, publish_map, rollback_map, save_expert)
-from routing.models import Category
+from experts.models import Category
 
 pytestmark = pytest.mark.django_db
 DEFAULT = {"writing": "gemma-2-27b-it", "roleplay": "gemma-2-9b-it", "reasoning": "llama-3.1-70b-instruct",

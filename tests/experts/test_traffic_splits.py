@@ -9,7 +9,7 @@ from access.services import issue_token
 from experts.models import AuditEntry, Expert, MapVersion
 from experts.selectors import current_map, diff_versions, split_key
 from experts.services import MapError, publish_map, rollback_map, save_expert
-from routing.category_services import retire_category
+from experts.category_services import retire_category
 from routing.models import RoutingDecision
 from routing.services import route_prompts
 

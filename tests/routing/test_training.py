@@ -9,7 +9,8 @@ from django.utils import timezone
 
 from experts.models import AuditEntry
 from routing import training
-from routing.models import Category, RouterModel, RouterTraining
+from experts.models import Category
+from routing.models import RouterModel, RouterTraining
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ from django.test import Client
 
 from designer.models import QualityTable
 from experts.models import Expert, MapVersion
-from routing.models import Batch, Category, RouterTraining, RoutingDecision
+from experts.models import Category
+from routing.models import Batch, RouterTraining, RoutingDecision
 from tests.conftest import make_user
 
 pytestmark = pytest.mark.django_db

@@ -7,10 +7,9 @@ category's id) but the active router still predicts the old name until it is ret
 from django.db import transaction
 
 from coe_site.realtime import publish
-from experts.services import FALLBACK_CATEGORY, MapError, audit, clean, publish_map
-from experts.selectors import current_map
-
 from .models import Category
+from .selectors import current_map
+from .services import FALLBACK_CATEGORY, MapError, audit, clean, publish_map
 
 
 def _clean_prompts(seed_prompts):
