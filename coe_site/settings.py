@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "access",
     "routing",
     "experts",
+    "serving",
     "hwsim",
     "designer",
     "dashboard",

@@ -21,7 +21,7 @@ later unless it is listed here. Other requests (pages, ``/api/``, ``/v1/`` with 
 Django also gives every request its own thread for "thread-sensitive" sync code (``ThreadSensitiveContext``), started
 for the request signals' receivers and ``response.close()`` alone on this chain: ~1-2 ms per call on 2 busy cores.
 Here that code (those short receivers: closing that thread's own stale connections, resetting query logs) runs in
-asgiref's one shared thread instead; the views' database work never runs thread-sensitive (experts.openai_api).
+asgiref's one shared thread instead; the views' database work never runs thread-sensitive (serving.openai_api).
 """
 from django.conf import settings
 from django.core.exceptions import MiddlewareNotUsed

@@ -4,7 +4,7 @@ from django.contrib.auth import views as auth_views
 from django.urls import include, path
 
 from coe_site import health
-from experts import openai_api
+from serving import openai_api
 
 urlpatterns = [
     path("healthz", health.healthz, name="healthz"),

@@ -11,9 +11,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 
 from coe_site import fanout
 from coe_site.errors import OUTAGE
-from experts.models import ExpertCall
-from experts.serving_selectors import merged_breakers
+from experts.backend_registry import merged_breakers
 from routing.models import Batch, RoutingDecision
+from serving.models import ExpertCall
 
 ROUTER_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1000)
 TTFT_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)

@@ -1,11 +1,10 @@
-"""JSON API for the map: read, publish (409 on a stale base), roll back, preview impact, retrain."""
+"""JSON API for the catalog: the map (read, publish with 409 on a stale base, roll back) and the experts."""
 from access.api import ApiError, api_view, json_body, require
 from coe_site.errors import OUTAGE
 
 from . import selectors, services
-from .serving_selectors import merged_breakers
+from .backend_registry import merged_breakers
 from .permissions import can_edit_map
-from routing.training import RetrainingBusy, request_training, training_status
 
 
 def _require_editor(request):
@@ -61,45 +60,6 @@ def rollback_view(request):
     except services.MapError as exc:
         raise ApiError(400, str(exc))
     return _map_payload()
-
-
-@api_view(["POST"])
-def preview_view(request):
-    data = json_body(request)
-    draft = data.get("assignments")
-    if not isinstance(draft, dict) or not all(isinstance(v, str) for v in draft.values()):
-        raise ApiError(400, "'assignments' must be an object mapping category names to expert names.")
-    n = data.get("n", 1000)
-    if not isinstance(n, int) or not 1 <= n <= 100_000:
-        raise ApiError(400, "'n' must be an integer between 1 and 100000.")
-    splits = data.get("splits") or {}
-    if not isinstance(splits, dict) or not all(isinstance(v, dict) and isinstance(v.get("expert"), str)
-                                               and isinstance(v.get("share"), (int, float)) for v in splits.values()):
-        raise ApiError(400, "'splits' must be an object of category → {\"expert\": name, \"share\": fraction}.")
-    if any(isinstance(v["share"], bool) or not 0 < v["share"] < 1 for v in splits.values()):
-        raise ApiError(400, "each split's 'share' must be a fraction between 0 and 1 (exclusive).")
-    return selectors.impact_preview(draft, n, splits=splits)
-
-
-@api_view(["POST"], scope="map:write")
-def retrain_view(request):
-    _require_editor(request)
-    data = json_body(request) if request.body else {}
-    override = data.get("override", False)
-    if not isinstance(override, bool):
-        raise ApiError(400, "'override' must be true or false (a JSON boolean, not a string).")
-    try:
-        return {"task_id": request_training(user=request.user, override=override).task_id}
-    except RetrainingBusy as exc:
-        raise ApiError(409, str(exc), task_id=exc.task_id)
-
-
-@api_view(["GET"])
-def retrain_status_view(request, task_id):
-    status = training_status(task_id)
-    if status is None:
-        raise ApiError(404, f"No retraining {task_id!r}.")
-    return status
 
 
 def _breakers():

@@ -107,3 +107,30 @@ def share_breakers():
         except Exception:  # the dashboard's view of breakers may lag; an answer must not fail for it
             log.warning("breaker snapshot not shared: the cache is unreachable", exc_info=True)
     return snapshot
+
+
+STATE_RANK = {"closed": 0, "half_open": 1, "open": 2}  # merging processes: the worst state wins
+
+
+def merged_breakers(now=None):
+    """{expert: {state, failures, processes, states}} over every process's snapshot still in the cache.
+
+    A snapshot is taken after a call; an ``open`` breaker whose retry time has passed since then has turned
+    ``half_open`` (it would let a trial through), so it is reported as such.
+    """
+    now = time.time() if now is None else now
+    ids = cache.get(INDEX_KEY) or []
+    snapshots = cache.get_many([BREAKER_KEY.format(pid) for pid in ids]).values()
+    out = {}
+    for snap in snapshots:
+        for name, b in (snap.get("experts") or {}).items():
+            state = b.get("state", "closed")
+            if state == "open" and b.get("retry_in_s") is not None and snap["at"] + b["retry_in_s"] <= now:
+                state = "half_open"
+            m = out.setdefault(name, {"state": "closed", "failures": 0, "processes": 0, "states": {}})
+            m["processes"] += 1
+            m["states"][state] = m["states"].get(state, 0) + 1
+            m["failures"] = max(m["failures"], b.get("failures", 0))
+            if STATE_RANK.get(state, 0) > STATE_RANK[m["state"]]:
+                m["state"] = state
+    return out

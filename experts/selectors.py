@@ -147,56 +147,6 @@ def diff_versions(a, b):
     return [(c, l_, r_, l_ != r_) for c, l_, r_ in rows]
 
 
-def impact_preview(draft, n=1000, fallback="general", splits=None):
-    """Re-map the last ``n`` decisions under ``draft`` ({category: expert}, with traffic ``splits`` as
-    publish_map takes them) and compare with what they used.
-
-    Returns per-expert counts before/after, how many prompts would change expert, the average active parameters
-    before/after, and the simulator's estimate of expert switches (SN40L-8, LRU) for both sequences.
-    """
-    from routing.models import RoutingDecision
-
-    rows = list(RoutingDecision.objects.order_by("-id").values_list("category", "expert__name", "prompt")[:n])
-    rows.reverse()
-    pool = {e.name: e for e in Expert.objects.all()}
-    before = [e for _, e, _ in rows]
-    snapshot = MapSnapshot(0, 0, dict(draft), {}, dict(splits or {}))
-    after = [snapshot.expert_for(c, fallback, prompt)[0] for c, _, prompt in rows]
-    counts = {name: {"before": before.count(name), "after": after.count(name)} for name in sorted(pool)}
-
-    def mean_active(seq):
-        known = [pool[e].effective_active_parameters for e in seq if e in pool]
-        return sum(known) / len(known) if known else 0.0
-
-    lengths = [max(1, len(p) // 4) for _, _, p in rows]
-    return {
-        "decisions": len(rows),
-        "changed": sum(a != b for a, b in zip(before, after)),
-        "per_expert": counts,
-        "avg_active_params_before": mean_active(before),
-        "avg_active_params_after": mean_active(after),
-        "switches": {"before": _simulated_switches(before, lengths, pool),
-                     "after": _simulated_switches(after, lengths, pool)},
-    }
-
-
-def _simulated_switches(sequence, prompt_tokens, pool, machine="sn40l-8"):
-    """Expert switches the simulator estimates for serving ``sequence`` in order (None if it cannot run)."""
-    from hwsim.engine import ConfigError, ExpertSpec, SimConfig, get_machine, replay, simulate
-
-    names = sorted({e for e in sequence if e in pool})
-    if not names:
-        return 0
-    specs = [ExpertSpec(n, pool[n].parameters, pool[n].bytes_per_parameter) for n in names]
-    records = [{"expert": e, "prompt_tokens": t, "output_tokens": 64, "order": i}
-               for i, (e, t) in enumerate(zip(sequence, prompt_tokens)) if e in pool]
-    try:
-        result = simulate(SimConfig(get_machine(machine), specs, policy="lru"), replay(records, rate=10.0))
-    except ConfigError:
-        return None
-    return result.summary()["switches"]
-
-
 def expert_dict(expert):
     """The public shape of an expert and its backend. The API key is never shown: only whether its variable is set."""
     return {

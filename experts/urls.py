@@ -13,9 +13,6 @@ urlpatterns = [
     path("map/experts/save/", views.expert_save, name="expert-save"),
     path("api/map", api.map_view, name="api-map"),
     path("api/map/rollback", api.rollback_view, name="api-map-rollback"),
-    path("api/map/preview", api.preview_view, name="api-map-preview"),
     path("api/experts", api.experts_view, name="api-experts"),
     path("api/experts/<str:name>", api.expert_view, name="api-expert"),
-    path("api/router/retrain", api.retrain_view, name="api-router-retrain"),
-    path("api/router/retrain/<str:task_id>", api.retrain_status_view, name="api-router-retrain-status"),
 ]

@@ -7,8 +7,6 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from routing.selectors import active_router_row
-
 from . import category_services, selectors, services
 from .forms import ExpertBackendForm
 from .models import AuditEntry, Expert
@@ -91,7 +89,7 @@ def _editor_page(request, snapshot, draft, base_version, *, error=None, status=2
     return render(request, "experts/editor.html", {
         "map": snapshot, "draft": draft, "error": error, "categories": selectors.active_categories(), "experts": experts,
         "category_rows": category_rows,
-        "expert_rows": rows, "can_edit": can_edit, "router": active_router_row(), "base_version": base_version,
+        "expert_rows": rows, "can_edit": can_edit, "base_version": base_version,
     }, status=status)
 
 

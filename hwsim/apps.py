@@ -1,13 +1,13 @@
 from django.apps import AppConfig
 
+from coe_site import jobs
+
 
 class HwsimConfig(AppConfig):
     name = "hwsim"
     verbose_name = "Hardware simulator"
 
     def ready(self):
-        from coe_site import jobs
-
         from . import services, tasks, twin  # noqa: F401  (tasks: registers the Celery tasks by name)
 
         jobs.register_reconciler(services.reconcile_simulations)

@@ -1,13 +1,13 @@
 from django.apps import AppConfig
 
+from coe_site import jobs
+
 
 class RoutingConfig(AppConfig):
     name = "routing"
     verbose_name = "Routing"
 
     def ready(self):
-        from coe_site import jobs
-
         from . import services, tasks, training  # noqa: F401  (tasks: registers the Celery tasks by name)
 
         jobs.register_reconciler(services.reconcile_batches)

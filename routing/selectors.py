@@ -1,13 +1,13 @@
 """Reads: the active router (cached per process by version), categories, training data, batches, dashboard."""
 import threading
-from datetime import timedelta
 
 from django.db.models import Count, F, Max, Subquery
 from django.db.models.expressions import Col
-from django.utils import timezone
 
-from access.roles import owned_by, redact
-from experts.selectors import active_categories
+from access.roles import owned_by
+from experts.models import Expert, MapVersion
+from experts.selectors import MapSnapshot, active_categories
+from hwsim.engine import ConfigError, ExpertSpec, SimConfig, get_machine, replay, simulate
 
 from .engine.router import Router
 from .models import Batch, BatchChunk, RouterModel, RoutingDecision
@@ -46,8 +46,6 @@ def serving_heads():
     """(the active router's head, the newest map version's (number, pk) or None) in ONE indexed query: the version
     check a routed chat makes on every call, for active_router(head) and current_map(head). NoActiveRouter if none."""
     from django.db import connection
-
-    from experts.models import MapVersion
 
     sql = _HEADS_SQL.get(connection.vendor)
     if sql is None:
@@ -164,56 +162,49 @@ def batch_accuracy(batch):
             "fallbacks": labelled.filter(fallback=True).count()}
 
 
-def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
-    """What the dashboard shows ``user``, from the database: the page loads it on (re)connect to catch up. Prompt
-    text and batch names of other users are blanked unless ``user`` may see all traffic (access.roles.redact).
+# --- The map editor's impact preview ------------------------------------------------------------------------------
 
-    ``seconds``: per-second counts over the last ``window_s`` seconds (per expert, per category, fallbacks);
-    ``latencies``: routing latency of the newest decisions; ``feed``: newest decisions first; ``serving``: how the
-    experts answered lately and their circuit breakers (experts.serving_selectors). The breakers are read from the
-    shared cache: while it (Redis) is down, ``serving`` is empty with ``unavailable`` saying why, and the rest still
-    answers (the page shows a banner). A database outage raises (the API answers 503).
+def impact_preview(draft, n=1000, fallback="general", splits=None):
+    """Re-map the last ``n`` decisions under ``draft`` ({category: expert}, with traffic ``splits`` as
+    publish_map takes them) and compare with what they used.
+
+    Returns per-expert counts before/after, how many prompts would change expert, the average active parameters
+    before/after, and the simulator's estimate of expert switches (SN40L-8, LRU) for both sequences.
     """
-    from experts.selectors import current_map
+    rows = list(RoutingDecision.objects.order_by("-id").values_list("category", "expert__name", "prompt")[:n])
+    rows.reverse()
+    pool = {e.name: e for e in Expert.objects.all()}
+    before = [e for _, e, _ in rows]
+    snapshot = MapSnapshot(0, 0, dict(draft), {}, dict(splits or {}))
+    after = [snapshot.expert_for(c, fallback, prompt)[0] for c, _, prompt in rows]
+    counts = {name: {"before": before.count(name), "after": after.count(name)} for name in sorted(pool)}
 
-    now = timezone.now()
-    since = now - timedelta(seconds=window_s)
-    rows = list(RoutingDecision.objects.filter(created_at__gte=since).order_by("-id")
-                .values_list("created_at", "expert__name", "category", "fallback", "latency_ms")[:max_rows])
-    seconds = {}
-    for at, expert, category, fallback, _ in rows:
-        b = seconds.setdefault(int(at.timestamp()), {"count": 0, "experts": {}, "categories": {}, "fallbacks": 0})
-        b["count"] += 1
-        b["experts"][expert] = b["experts"].get(expert, 0) + 1
-        b["categories"][category] = b["categories"].get(category, 0) + 1
-        b["fallbacks"] += fallback
-    recent = (RoutingDecision.objects.select_related("expert").order_by("-id")[:feed])
-    snapshot = current_map()
-    router = active_router_row()
-    active = Batch.objects.filter(status__in=("queued", "running"))
+    def mean_active(seq):
+        known = [pool[e].effective_active_parameters for e in seq if e in pool]
+        return sum(known) / len(known) if known else 0.0
+
+    lengths = [max(1, len(p) // 4) for _, _, p in rows]
     return {
-        "t": now.timestamp(),
-        "window_s": window_s,
-        "seconds": [{"t": t, **b} for t, b in sorted(seconds.items())],
-        "latencies": [round(r[4], 3) for r in rows[:500]],
-        "feed": redact([{**feed_item(d, d.expert.name if d.expert else None), "t": d.created_at.timestamp()}
-                        for d in recent], user),
-        "batches": redact([batch_progress(b) for b in active.order_by("id")[:50]], user, fields=("name",)),
-        "queued": sum(b.total - b.done for b in active.only("total", "done")),
-        "experts": sorted(snapshot.expert_ids) if snapshot else [],
-        "map_version": snapshot.version if snapshot else None,
-        "router_version": router.version if router else None,
-        "serving": _serving_or_unavailable(),
+        "decisions": len(rows),
+        "changed": sum(a != b for a, b in zip(before, after)),
+        "per_expert": counts,
+        "avg_active_params_before": mean_active(before),
+        "avg_active_params_after": mean_active(after),
+        "switches": {"before": _simulated_switches(before, lengths, pool),
+                     "after": _simulated_switches(after, lengths, pool)},
     }
 
 
-def _serving_or_unavailable():
-    from redis.exceptions import RedisError
-
-    from experts.serving_selectors import serving_snapshot
-
+def _simulated_switches(sequence, prompt_tokens, pool, machine="sn40l-8"):
+    """Expert switches the simulator estimates for serving ``sequence`` in order (None if it cannot run)."""
+    names = sorted({e for e in sequence if e in pool})
+    if not names:
+        return 0
+    specs = [ExpertSpec(n, pool[n].parameters, pool[n].bytes_per_parameter) for n in names]
+    records = [{"expert": e, "prompt_tokens": t, "output_tokens": 64, "order": i}
+               for i, (e, t) in enumerate(zip(sequence, prompt_tokens)) if e in pool]
     try:
-        return serving_snapshot()
-    except RedisError as exc:
-        return {"t": timezone.now().timestamp(), "window_s": 900, "experts": [], "breakers": {}, "calls": [],
-                "truncated": False, "unavailable": f"the shared cache (Redis) is unreachable: {exc}"}
+        result = simulate(SimConfig(get_machine(machine), specs, policy="lru"), replay(records, rate=10.0))
+    except ConfigError:
+        return None
+    return result.summary()["switches"]

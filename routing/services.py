@@ -26,6 +26,7 @@ from .selectors import NoActiveRouter, active_router, batch_progress, feed_item,
 log = logging.getLogger(__name__)
 MAX_STORED_ERRORS = 1000
 ROUTE_CHUNK = "routing.route_chunk"
+ANSWER_CHUNK = "serving.answer_chunk"  # route and answer: serving's task, sent by name (serving is above routing)
 COLUMN_LIMITS = {"max_id_chars": RoutingDecision._meta.get_field("external_id").max_length,
                  "max_label_chars": RoutingDecision._meta.get_field("label").max_length}
 
@@ -218,7 +219,7 @@ def create_batch(items, name="", user=None, answer=False):
                        queued_at=timezone.now())
             for n, start in enumerate(range(0, len(items), size)))
         for chunk in chunks:
-            jobs.enqueue(ROUTE_CHUNK, chunk.pk, queue=settings.COE_BATCH_QUEUE)
+            jobs.enqueue(ANSWER_CHUNK if answer else ROUTE_CHUNK, chunk.pk, queue=settings.COE_BATCH_QUEUE)
         transaction.on_commit(lambda: realtime.dashboard.add_batch(batch_progress(batch)))
     return batch
 
@@ -240,8 +241,10 @@ def process_chunk(chunk_id):
     return "skipped" if token is None else route_claimed_chunk(chunk_id, token)
 
 
-def route_claimed_chunk(chunk_id, token):
-    """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile.
+def route_claimed_chunk(chunk_id, token, *, answer=None):
+    """Route a chunk claimed with ``token``; writes nothing if the claim was taken over meanwhile. ``answer``: for a
+    "route and answer" batch, serving's answer hook (serving.services.answer_claimed_chunk passes it); a chunk of
+    such a batch woken without one (a message sent before answering had its own task) is handed over to it.
 
     The decisions, the chunk's "done" mark and the batch counter are written in one transaction, guarded by the
     claim token: a worker that was presumed dead and wakes up finds its claim gone and writes nothing."""
@@ -258,11 +261,11 @@ def route_claimed_chunk(chunk_id, token):
 
     fields = [{"batch_id": batch_id, "line": line, "external_id": ext, "label": label}
               for line, _, ext, label in items]
-    answer = None
-    if chunk.batch.answer:
-        from experts.answering import batch_answerer
-
-        answer = batch_answerer(heartbeat=lambda: _heartbeat(chunk_id, token))
+    if chunk.batch.answer and answer is None:
+        if BatchChunk.objects.filter(pk=chunk_id, status="claimed", claimed_by=token).update(status="pending",
+                                                                                              claimed_by=""):
+            jobs.send(ANSWER_CHUNK, chunk_id, queue=settings.COE_BATCH_QUEUE)
+        return "handed over"
     try:
         route_prompts([item[1] for item in items], "batch", user=chunk.batch.created_by, fields=fields,
                       on_write=mark_done, answer=answer)
@@ -276,7 +279,7 @@ def route_claimed_chunk(chunk_id, token):
     return outcome
 
 
-def _heartbeat(chunk_id, token):
+def renew_claim(chunk_id, token):
     """Renew a claim while its prompts are being answered, so a live worker is not taken for a dead one."""
     BatchChunk.objects.filter(pk=chunk_id, status="claimed", claimed_by=token).update(claimed_at=timezone.now())
 
@@ -336,11 +339,11 @@ def reconcile_batches(*, batch_id=None, now=None, idle_s=None):
                                                  f"{f' ({reason})' if reason else ''}")
     due = list(unfinished.exclude(pk__in=[e[0] for e in exhausted])
                .filter(Q(queued_at__isnull=True) | Q(queued_at__lt=idle))
-               .values_list("pk", flat=True))
+               .values_list("pk", "batch__answer"))
     if due:
-        BatchChunk.objects.filter(pk__in=due).update(queued_at=now)
-        for pk in due:
-            jobs.send(ROUTE_CHUNK, pk, queue=settings.COE_BATCH_QUEUE)
+        BatchChunk.objects.filter(pk__in=[pk for pk, _ in due]).update(queued_at=now)
+        for pk, answer in due:
+            jobs.send(ANSWER_CHUNK if answer else ROUTE_CHUNK, pk, queue=settings.COE_BATCH_QUEUE)
     open_batches = Batch.objects.filter(status__in=("queued", "running"))
     if batch_id is not None:
         open_batches = open_batches.filter(pk=batch_id)

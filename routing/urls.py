@@ -7,10 +7,11 @@ urlpatterns = [
     path("api/route", views.api_route, name="api-route"),
     path("batches/", views.batches, name="batches"),
     path("batches/<int:pk>/", views.batch_detail, name="batch-detail"),
-    path("dashboard/", views.dashboard, name="dashboard"),
     path("api/batches", views.api_batches, name="api-batches"),
     path("api/batches/<int:pk>", views.api_batch, name="api-batch"),
     path("api/batches/<int:pk>/results", views.api_batch_results, name="api-batch-results"),
-    path("api/dashboard", views.api_dashboard, name="api-dashboard"),
     path("api/demo", views.api_demo, name="api-demo"),
+    path("api/map/preview", views.preview_view, name="api-map-preview"),
+    path("api/router/retrain", views.retrain_view, name="api-router-retrain"),
+    path("api/router/retrain/<str:task_id>", views.retrain_status_view, name="api-router-retrain-status"),
 ]

@@ -1,4 +1,5 @@
-"""Thin views: the home page, POST /api/route, batch uploads (page + API), the live dashboard and demo control."""
+"""Thin views: the home page, POST /api/route, batch uploads (page + API), demo control, the map editor's impact
+preview and router retraining (they read decisions and train routers, so they live here, above the catalog)."""
 import csv
 import io
 import json
@@ -11,12 +12,14 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from access.api import ApiError, api_view, json_body, require
 from access.roles import can_operate
-from experts.selectors import current_map, split_label
 from experts.models import Expert
+from experts.permissions import can_edit_map
+from experts.selectors import current_map, split_label
 
 from coe_site.exports import spreadsheet_safe
-from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, dashboard_snapshot,
+from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, impact_preview,
                         pending_chunks, recent_batches, result_fields, visible_batches)
+from .training import RetrainingBusy, request_training, training_status
 from .services import (BatchRejected, RoutingInputError, check_prompt, create_batch, demo_state, parse_prompt_list,
                        parse_upload, route_prompts, start_demo, stop_demo)
 
@@ -120,11 +123,6 @@ def batch_detail(request, pk):
         "errors": batch.errors[:200], "pending": pending_chunks(batch)})
 
 
-@login_required
-def dashboard(request):
-    return render(request, "routing/dashboard.html", {"demo": demo_state() if request.user.is_staff else None})
-
-
 def _batch_or_404(request, pk):
     """The batch if ``request.user`` may see it; someone else's is as absent as a missing one."""
     batch = visible_batches(request.user).filter(pk=pk).first()
@@ -181,12 +179,7 @@ def _csv_lines(rows, fields):
     yield buffer.getvalue()
 
 
-# --- Dashboard -------------------------------------------------------------------------------------------------
-
-@api_view(["GET"])
-def api_dashboard(request):
-    return dashboard_snapshot(request.user)
-
+# --- Demo traffic ----------------------------------------------------------------------------------------------
 
 @api_view(["GET", "POST"], scope={"POST": "admin"})
 def api_demo(request):
@@ -209,3 +202,45 @@ def api_demo(request):
         raise ApiError(409, str(exc))
     except (TypeError, ValueError) as exc:
         raise ApiError(400, f"Bad demo settings: {exc}")
+
+
+# --- The map editor: impact preview and retraining -------------------------------------------------------------
+
+@api_view(["POST"])
+def preview_view(request):
+    data = json_body(request)
+    draft = data.get("assignments")
+    if not isinstance(draft, dict) or not all(isinstance(v, str) for v in draft.values()):
+        raise ApiError(400, "'assignments' must be an object mapping category names to expert names.")
+    n = data.get("n", 1000)
+    if not isinstance(n, int) or not 1 <= n <= 100_000:
+        raise ApiError(400, "'n' must be an integer between 1 and 100000.")
+    splits = data.get("splits") or {}
+    if not isinstance(splits, dict) or not all(isinstance(v, dict) and isinstance(v.get("expert"), str)
+                                               and isinstance(v.get("share"), (int, float)) for v in splits.values()):
+        raise ApiError(400, "'splits' must be an object of category → {\"expert\": name, \"share\": fraction}.")
+    if any(isinstance(v["share"], bool) or not 0 < v["share"] < 1 for v in splits.values()):
+        raise ApiError(400, "each split's 'share' must be a fraction between 0 and 1 (exclusive).")
+    return impact_preview(draft, n, splits=splits)
+
+
+@api_view(["POST"], scope="map:write")
+def retrain_view(request):
+    if not can_edit_map(request.user):
+        raise ApiError(403, "You need the 'edit map' permission (or staff) to change the map.")
+    data = json_body(request) if request.body else {}
+    override = data.get("override", False)
+    if not isinstance(override, bool):
+        raise ApiError(400, "'override' must be true or false (a JSON boolean, not a string).")
+    try:
+        return {"task_id": request_training(user=request.user, override=override).task_id}
+    except RetrainingBusy as exc:
+        raise ApiError(409, str(exc), task_id=exc.task_id)
+
+
+@api_view(["GET"])
+def retrain_status_view(request, task_id):
+    status = training_status(task_id)
+    if status is None:
+        raise ApiError(404, f"No retraining {task_id!r}.")
+    return status

@@ -21,7 +21,7 @@ spec() {
   case "$1" in
     router)      echo "routing/engine/router.py|tests/routing/test_router_fallback_rules.py tests/routing/test_router_calibration_rules.py" ;;
     uncertainty) echo "routing/engine/uncertainty.py|tests/routing/test_router_calibration_rules.py tests/routing/test_router_fallback_rules.py" ;;
-    ratelimit)   echo "experts/ratelimit.py|tests/experts/test_ratelimit_rules.py" ;;
+    ratelimit)   echo "serving/ratelimit.py|tests/experts/test_ratelimit_rules.py" ;;
     breaker)     echo "experts/backends/breaker.py|tests/experts/test_breaker_rules.py tests/experts/test_breaker_dispatch.py" ;;
     policies)    echo "hwsim/engine/policies.py|tests/hwsim/test_policy_rules.py tests/hwsim/test_engine_policies.py" ;;
     mapservice)  echo "experts/services.py|tests/experts/test_map_service_rules.py tests/experts/test_map_service.py" ;;

@@ -51,7 +51,8 @@ def test_metrics_need_the_token_or_an_allowed_network(settings):
 
 
 def test_metrics_count_what_happened(active_router, settings):
-    from experts.models import Expert, ExpertCall
+    from experts.models import Expert
+    from serving.models import ExpertCall
     from routing.engine.inputs import Item
     from routing.services import create_batch
 

@@ -45,7 +45,7 @@ async def collect(comm, decision_ids, batch_id, timeout=15):
 async def test_each_socket_sees_only_what_its_user_may_read(active_router):
     from access.services import issue_token
     from routing.engine.inputs import Item
-    from routing.selectors import dashboard_snapshot
+    from dashboard.selectors import dashboard_snapshot
     from routing.services import create_batch, route_prompts
 
     def users_and_tokens():

@@ -33,7 +33,7 @@ def asgi(transactional_db, active_router):
 
 
 def test_route_and_answer_streams_a_simulated_answer(page, asgi, user):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
     from experts.services import save_expert
 
     save_expert(CODER, {"backend": "simulated", "sim_time_scale": 0})
@@ -92,7 +92,8 @@ def test_answer_errors_are_shown(page, asgi, user):
 
 
 def _call(status, primary, expert=None, ttft=None, total=None):
-    from experts.models import Expert, ExpertCall
+    from experts.models import Expert
+    from serving.models import ExpertCall
 
     pool = {e.name: e for e in Expert.objects.all()}
     return ExpertCall.objects.create(requested_model="coe", primary=pool[primary], expert=pool.get(expert),

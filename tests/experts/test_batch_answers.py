@@ -23,7 +23,7 @@ def mapped(category):
 
 
 def test_route_and_answer_batch(eager, active_router, user, client):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
     from experts.services import save_expert
     from routing.models import Batch, RoutingDecision
     from routing.services import create_batch
@@ -58,7 +58,7 @@ def test_route_and_answer_batch(eager, active_router, user, client):
 
 
 def test_answer_failures_fall_back_and_are_recorded_per_prompt(eager, active_router, user):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
     from experts.services import save_expert
     from routing.services import create_batch
     from tests.fakes.openai_server import closed_port

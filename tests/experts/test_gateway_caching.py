@@ -9,8 +9,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from experts import answering
-from experts.models import ExpertCall
+from serving import answering
+from serving.models import ExpertCall
 from routing.models import RoutingDecision
 from tests.fakes.openai_server import FakeOpenAI
 from tests.realtime_servers import daphne, wait_until

@@ -64,7 +64,7 @@ def test_models_lists_coe_and_the_enabled_experts(client):
 
 
 def test_coe_routes_and_the_chosen_expert_answers(client, fake):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
     from routing.models import RoutingDecision
 
     coding_expert = expert_for("coding")
@@ -90,7 +90,7 @@ def test_coe_routes_and_the_chosen_expert_answers(client, fake):
 
 
 def test_streaming_answer_with_usage(client, fake):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
 
     use_fake(expert_for("coding"), fake)
     stream = client.chat.completions.create(model="coe", messages=[{"role": "user", "content": CODING}],
@@ -125,7 +125,7 @@ def test_simulated_expert_is_labelled(client):
 
 
 def test_failing_expert_falls_back_to_the_general_expert_and_the_reason_is_recorded(client, fake):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
     from routing.models import RoutingDecision
 
     chosen, general = expert_for("coding"), expert_for("general")
@@ -148,7 +148,8 @@ def test_failing_expert_falls_back_to_the_general_expert_and_the_reason_is_recor
 
 
 def test_an_expert_whose_backend_cannot_be_built_falls_back_and_says_why(client):
-    from experts.models import Expert, ExpertCall
+    from experts.models import Expert
+    from serving.models import ExpertCall
     from routing.models import RoutingDecision
 
     chosen, general = expert_for("coding"), expert_for("general")
@@ -200,7 +201,7 @@ def test_whole_answer_past_its_timeout_falls_back(client, fake):
 
 
 def test_every_expert_down_is_a_503_in_openai_format(client):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
 
     dead = f"http://127.0.0.1:{closed_port()}/v1"
     for name in {expert_for("coding"), expert_for("general")}:
@@ -213,7 +214,7 @@ def test_every_expert_down_is_a_503_in_openai_format(client):
 
 
 def test_failure_mid_stream_reaches_the_client_as_an_error(client, fake):
-    from experts.models import ExpertCall
+    from serving.models import ExpertCall
 
     use_fake(expert_for("coding"), fake)
     fake.behaviour.update(mode="drop_midstream", drop_after=2)
@@ -240,7 +241,7 @@ def test_auth_input_and_model_errors_use_openai_error_format(server, client, use
 
 
 def test_malformed_requests_are_400s_in_openai_format():
-    from experts.openai_format import ChatError, parse_chat_request
+    from serving.openai_format import ChatError, parse_chat_request
 
     hi = {"role": "user", "content": "hi"}
     for body, param in [({"messages": [hi], "stream": True, "stream_options": ["include_usage"]}, "stream_options"),

@@ -1,7 +1,7 @@
 """The per-user limits' rules against the real configured cache (LocMem embedded, Redis with REDIS_URL), on a fake
 clock: the limit itself, the fixed one-minute window, what Retry-After says, the key and its expiry, several limits
 counted together in one round trip, the process-wide cache instance, and what happens when the cache misbehaves.
-Written to kill mutants of experts/ratelimit.py (scripts/mutation.sh ratelimit).
+Written to kill mutants of serving/ratelimit.py (scripts/mutation.sh ratelimit).
 """
 import logging
 import threading
@@ -13,12 +13,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.core.cache.backends.redis import RedisCache
 
-from experts import ratelimit
+from serving import ratelimit
 
 
 @pytest.fixture
 def clock(monkeypatch):
-    """Pin the limiter's clock: ``clock.now`` is what time.time() returns inside experts.ratelimit."""
+    """Pin the limiter's clock: ``clock.now`` is what time.time() returns inside serving.ratelimit."""
     state = types.SimpleNamespace(now=1_000_040.5)  # 20.5 s into minute 16667 (which starts at 1,000,020)
     monkeypatch.setattr(ratelimit, "time", types.SimpleNamespace(time=lambda: state.now))
     return state
@@ -135,7 +135,7 @@ def test_key_expiring_with_a_limit_of_one_still_allows_that_request(clock, key, 
 
 def test_unreachable_cache_lets_the_request_through_and_says_so(clock, key, monkeypatch, caplog):
     monkeypatch.setattr(ratelimit, "counters", lambda: Recording(cache, fail=True))
-    with caplog.at_level(logging.WARNING, logger="experts.ratelimit"):
+    with caplog.at_level(logging.WARNING, logger="serving.ratelimit"):
         assert check(key, 1) == 0
         assert ratelimit.check([(key, 1, 1), (key + "-b", 1, 1)]) == [0, 0]
     messages = [(r.levelno, r.getMessage(), r.exc_info and r.exc_info[0]) for r in caplog.records]

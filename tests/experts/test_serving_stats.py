@@ -6,8 +6,11 @@ import pytest
 from django.core.cache import cache
 from django.utils import timezone
 
-from experts.models import Expert, ExpertCall
-from experts.serving_selectors import merged_breakers, percentile, serving_snapshot
+from experts.models import Expert
+
+from serving.models import ExpertCall
+from experts.backend_registry import merged_breakers
+from serving.selectors import percentile, serving_snapshot
 
 A, B = "qwen2-72b-instruct", "gemma-2-9b-it"
 
@@ -116,7 +119,7 @@ def test_breakers_merge_every_process_and_the_worst_state_wins(breaker_cache):
 
 @pytest.mark.django_db
 def test_dashboard_snapshot_carries_the_serving_panel(breaker_cache, user):
-    from routing.selectors import dashboard_snapshot
+    from dashboard.selectors import dashboard_snapshot
 
     cache.set("breakers:index", ["p1"])
     cache.set("breakers:p1", {"at": time.time(), "experts": {A: {"state": "open", "failures": 5, "retry_in_s": 9}}})

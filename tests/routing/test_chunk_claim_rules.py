@@ -21,6 +21,7 @@ from routing import selectors, services
 from routing.engine.inputs import Item
 from routing.engine.router import RouteResult
 from routing.models import Batch, BatchChunk, RouterModel, RoutingDecision
+from serving import services as serving_services
 
 pytestmark = pytest.mark.django_db
 T = timezone.now().replace(microsecond=0)
@@ -115,6 +116,31 @@ def test_a_batch_to_answer_uses_the_smaller_answer_chunks_and_counts_its_labels(
     batch = services.create_batch(labelled, "n" * 250, answer=True)
     assert (batch.answer, batch.labelled, batch.total, len(batch.name)) == (True, 2, 7, 200)
     assert [len(c.items) for c in chunks(batch)] == [3, 3, 1]
+
+
+def test_a_batch_to_answer_wakes_servings_task_on_commit_and_the_reconciler_wakes_it_again(settings, woken, committed):
+    settings.COE_BATCH_QUEUE = "batches"
+    with committed():
+        answer, route = batch_of(settings, n=2, size=2, answer=True), batch_of(settings, n=2, size=2)
+    assert woken == [("serving.answer_chunk", (chunks(answer)[0].pk,), "batches"),
+                     ("routing.route_chunk", (chunks(route)[0].pk,), "batches")]
+    woken.clear()
+    services.reconcile_batches(idle_s=0)
+    assert sorted(woken) == sorted([("serving.answer_chunk", (chunks(answer)[0].pk,), "batches"),
+                                    ("routing.route_chunk", (chunks(route)[0].pk,), "batches")])
+
+
+def test_a_chunk_to_answer_woken_as_a_plain_route_is_handed_to_serving_unrouted(settings, woken):
+    """A wake-up sent before answering had its own task: routing releases the claim and wakes serving's task."""
+    settings.COE_BATCH_QUEUE = "batches"
+    chunk = chunks(batch_of(settings, n=2, size=2, answer=True))[0]
+    token = services.claim_chunk(chunk.pk)
+    assert services.route_claimed_chunk(chunk.pk, token) == "handed over"
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.claimed_by) == ("pending", "")
+    assert not RoutingDecision.objects.filter(batch_id=chunk.batch_id).exists()
+    assert woken == [("serving.answer_chunk", (chunk.pk,), "batches")]
+    assert services.route_claimed_chunk(chunk.pk, token) == "handed over" and len(woken) == 1  # a lost claim sends nothing
 
 
 def test_a_batch_needs_no_name_nor_owner_and_only_routes_by_default(settings):
@@ -264,7 +290,7 @@ def answering(monkeypatch):
             return [(None, "") for _ in prompts], lambda decisions: None
         return answer
 
-    monkeypatch.setattr("experts.answering.batch_answerer", batch_answerer)
+    monkeypatch.setattr("serving.answering.batch_answerer", batch_answerer)
     return state
 
 
@@ -275,7 +301,7 @@ def test_answering_a_chunk_renews_its_claim(settings, answering):
     old = timezone.now() - timedelta(minutes=10)
     BatchChunk.objects.filter(pk=answering.chunk).update(claimed_at=old)
     before = timezone.now()
-    assert services.route_claimed_chunk(answering.chunk, token) == "done"
+    assert serving_services.answer_claimed_chunk(answering.chunk, token) == "done"
     assert answering.claimed_at[0] >= before
 
 
@@ -285,7 +311,7 @@ def test_a_heartbeat_does_not_renew_a_claim_taken_over(settings, answering):
     token = services.claim_chunk(answering.chunk)
     old = timezone.now() - timedelta(minutes=10)
     answering.during = lambda: BatchChunk.objects.filter(pk=answering.chunk).update(claimed_at=old, claimed_by="b")
-    assert services.route_claimed_chunk(answering.chunk, token) == "lost"
+    assert serving_services.answer_claimed_chunk(answering.chunk, token) == "lost"
     assert answering.claimed_at == [old]
 
 
@@ -335,7 +361,7 @@ def test_a_chunk_its_worker_finished_is_never_failed_or_renewed_by_that_worker_a
     token = services.claim_chunk(chunk.pk)
     assert services.route_claimed_chunk(chunk.pk, token) == "done"
     BatchChunk.objects.filter(pk=chunk.pk).update(claimed_at=T)
-    services._heartbeat(chunk.pk, token)
+    services.renew_claim(chunk.pk, token)
     services._fail_chunk(chunk.pk, token, batch.pk, chunk.items, "late")
     chunk.refresh_from_db()
     assert (chunk.status, chunk.claimed_at) == ("done", T) and Batch.objects.get(pk=batch.pk).errors == []

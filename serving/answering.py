@@ -17,14 +17,18 @@ from django.conf import settings
 from django.db import transaction
 
 from coe_site import realtime
+from experts import backend_registry
+from experts.backends import BackendError
+from experts.backends.dispatch import AllExpertsFailed, complete_first
+from experts.backends.openai_http import aclose_shared_client
+from experts.models import Expert
+from experts.selectors import current_map, experts_named
+from experts.services import FALLBACK_CATEGORY
+from routing.selectors import active_router, serving_heads
+from routing.services import decide_prompts, record_answer, store_decisions
 
-from . import backend_registry
-from .backends import BackendError
-from .backends.dispatch import AllExpertsFailed, complete_first
-from .models import Expert, ExpertCall
+from .models import ExpertCall
 from .openai_format import ChatError
-from .selectors import current_map, experts_named
-from .services import FALLBACK_CATEGORY
 
 FOLLOW_UP_WORDS = 8
 COE_MODEL = "coe"
@@ -107,9 +111,6 @@ def plan(model, messages, source="api", user=None):
     """Route (for ``coe``) and pick the primary and fallback experts; raises ChatError for unknown models.
     ``source``: "api" or "page", as the routing decision records it; ``user`` owns the decision, which ``record``
     stores with the call (or ``store_decision``, for a stream). One query checks the router's and the map's versions."""
-    from routing.selectors import active_router, serving_heads
-    from routing.services import decide_prompts
-
     start = time.perf_counter()
     if model != COE_MODEL:
         return _candidates(model, model, current_map(), timings={"versions": _ms(start)}, cached=True)
@@ -124,8 +125,6 @@ def plan(model, messages, source="api", user=None):
 
 def store_decision(plan):
     """Store a plan's routing decision now (a stream names it in its first chunk)."""
-    from routing.services import store_decisions
-
     store_decisions([plan.decision], [plan.routed])
 
 
@@ -174,8 +173,6 @@ def batch_answerer(heartbeat):
 
 
 async def _answer_all(jobs, concurrency):
-    from .backends.openai_http import aclose_shared_client
-
     gate = asyncio.Semaphore(max(1, concurrency))
     board = backend_registry.breakers()
 
@@ -209,8 +206,6 @@ def record(plan, *, source, user=None, stream=False, answered_by="", fallback_re
            attempts=(), text="", usage=None, ttft_ms=None, total_ms=None):
     """Store the call and, for a routed one, its decision with the answer noted on it — in one transaction, so one
     commit (one disk flush) makes both durable before the answer is sent — and tell the dashboard on commit."""
-    from routing.services import record_answer, store_decisions
-
     expert = plan.experts.get(answered_by)
     usage = usage or {}
     calls = []

@@ -17,12 +17,14 @@ from django.views.decorators.csrf import csrf_exempt
 from access.api import ApiError, authenticate
 from access.roles import can_operate
 
-from . import answering, backend_registry, ratelimit
-from .backends import BackendError
-from .backends.base import estimated_usage, prompt_tokens
-from .backends.dispatch import AllExpertsFailed, complete_first, open_stream
+from experts import backend_registry
+from experts.backends import BackendError
+from experts.backends.base import estimated_usage, prompt_tokens
+from experts.backends.dispatch import AllExpertsFailed, complete_first, open_stream
+from experts.selectors import experts as all_experts
+
+from . import answering, ratelimit
 from .openai_format import ChatError, chunk, coe_headers, completion, parse_chat_request, sse
-from .selectors import experts as all_experts
 
 _background = set()  # recording tasks started after a client went away: keep them referenced until done
 

@@ -6,16 +6,15 @@ the compact call list here has the same shape as ``answering.call_item`` and the
 like the page's.
 """
 import math
-import time
 from datetime import timedelta
 
-from django.core.cache import cache
 from django.utils import timezone
 
-from .backend_registry import BREAKER_KEY, INDEX_KEY
-from .models import Expert, ExpertCall
+from experts.backend_registry import merged_breakers
+from experts.models import Expert
 
-STATE_RANK = {"closed": 0, "half_open": 1, "open": 2}  # merging processes: the worst state wins
+from .models import ExpertCall
+
 IDLE = {"calls": 0, "errors": 0, "fallbacks": 0, "aborted": 0, "answered": 0, "answered_for_others": 0,
         "error_rate": None, "ttft_p50": None, "ttft_p95": None, "total_p50": None, "total_p95": None}
 
@@ -56,30 +55,6 @@ def _stats(calls):
         s.update(error_rate=s["errors"] / s["calls"] if s["calls"] else None,
                  ttft_p50=percentile(ttft, 0.5), ttft_p95=percentile(ttft, 0.95),
                  total_p50=percentile(total, 0.5), total_p95=percentile(total, 0.95))
-    return out
-
-
-def merged_breakers(now=None):
-    """{expert: {state, failures, processes, states}} over every process's snapshot still in the cache.
-
-    A snapshot is taken after a call; an ``open`` breaker whose retry time has passed since then has turned
-    ``half_open`` (it would let a trial through), so it is reported as such.
-    """
-    now = time.time() if now is None else now
-    ids = cache.get(INDEX_KEY) or []
-    snapshots = cache.get_many([BREAKER_KEY.format(pid) for pid in ids]).values()
-    out = {}
-    for snap in snapshots:
-        for name, b in (snap.get("experts") or {}).items():
-            state = b.get("state", "closed")
-            if state == "open" and b.get("retry_in_s") is not None and snap["at"] + b["retry_in_s"] <= now:
-                state = "half_open"
-            m = out.setdefault(name, {"state": "closed", "failures": 0, "processes": 0, "states": {}})
-            m["processes"] += 1
-            m["states"][state] = m["states"].get(state, 0) + 1
-            m["failures"] = max(m["failures"], b.get("failures", 0))
-            if STATE_RANK.get(state, 0) > STATE_RANK[m["state"]]:
-                m["state"] = state
     return out
 
 
