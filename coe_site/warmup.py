@@ -8,14 +8,14 @@ import logging
 import os
 import threading
 
+from django.db import connections
+
+from routing.selectors import NoActiveRouter, active_router
+
 log = logging.getLogger(__name__)
 
 
 def _load():
-    from django.db import connections
-
-    from routing.selectors import NoActiveRouter, active_router
-
     try:
         active_router()
     except NoActiveRouter:

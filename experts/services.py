@@ -11,6 +11,7 @@ from django.db.models import Q
 
 from access.roles import can_edit_backends
 from coe_site.realtime import publish
+from hwsim.engine.presets import PRESETS
 
 from .backends.egress import EgressRefused, check_base_url, check_key_env
 from .models import AuditEntry, Expert, MapAssignment, MapVersion
@@ -243,8 +244,6 @@ def _check_backend(expert):
     if expert.backend == "transformers" and not expert.model_path:
         raise MapError("a transformers backend needs model_path: a local model directory.")
     if expert.backend == "simulated":
-        from hwsim.engine.presets import PRESETS
-
         if expert.sim_preset not in PRESETS:
             raise MapError(f"unknown sim_preset {expert.sim_preset!r}; presets: {', '.join(PRESETS)}.")
 
