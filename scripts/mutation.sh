@@ -35,7 +35,7 @@ spec() {
 # routing/services.py also trains routers, parses uploads and runs demo traffic: the module is its batch machinery
 chunk_functions() {
   local f out=""
-  for f in create_batch claim_chunk process_chunk route_claimed_chunk _heartbeat _fail_chunk finish_batch_if_complete \
+  for f in create_batch claim_chunk process_chunk route_claimed_chunk renew_claim _fail_chunk finish_batch_if_complete \
            reconcile_batches retry_failed_chunks; do out+="routing.services.x_${f}__mutmut_* "; done
   echo "${out% }"
 }
