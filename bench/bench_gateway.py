@@ -173,7 +173,7 @@ def main():
     token = issue_token(user=user.username)[0]
     with FakeOpenAI() as upstream:
         for name in set(current_map().assignments.values()) | {EXPERT}:
-            save_expert(name, {"backend": "openai", "base_url": upstream.base_url, "upstream_model": "upstream",
+            save_expert(name=name, data={"backend": "openai", "base_url": upstream.base_url, "upstream_model": "upstream",
                                "max_retries": 0, "timeout_s": 120.0, "first_token_timeout_s": 30.0})
         proc, port = _live.start_daphne()
         base = f"http://127.0.0.1:{port}/v1"

@@ -5,7 +5,6 @@ publishes a new version through the same service as the in-app editor; an action
 """
 from django import forms
 from django.contrib import admin, messages
-from django.db import transaction
 
 from access.roles import can_edit_backends
 
@@ -15,14 +14,10 @@ from .models import AuditEntry, Category, Expert, MapAssignment, MapVersion
 from .selectors import active_categories, current_map, current_version_number, expert_dict
 
 
-class _DryRun(Exception):
-    pass
-
-
 class ExpertForm(forms.ModelForm):
-    """Runs services.save_expert in a rolled-back savepoint while validating, so its refusals (an openai backend
-    without base_url, disabling a mapped expert, a host the deployment does not allow, …) are shown on the form instead
-    of after a 'saved' redirect. ``user``: set per request by ExpertAdmin.get_form."""
+    """Runs services.check_expert (which writes nothing) while validating, so the service's refusals (an openai
+    backend without base_url, disabling a mapped expert, a host the deployment does not allow, …) are shown on the
+    form instead of after a 'saved' redirect. ``user``: set per request by ExpertAdmin.get_form."""
 
     user = None
 
@@ -31,11 +26,7 @@ class ExpertForm(forms.ModelForm):
         name = self.instance.name if self.instance.pk else data.get("name")
         if name and not self.errors:
             try:
-                with transaction.atomic():
-                    services.save_expert(name, _expert_data(data), self.user)
-                    raise _DryRun
-            except _DryRun:
-                pass
+                services.check_expert(name=name, data=_expert_data(data), user=self.user)
             except (services.MapError, services.BackendsForbidden) as exc:
                 raise forms.ValidationError(str(exc))
         return data
@@ -93,7 +84,7 @@ class ExpertAdmin(admin.ModelAdmin):
 
     def save_model(self, request, obj, form, change):
         try:
-            saved = services.save_expert(obj.name, _expert_data(form.cleaned_data), request.user)
+            saved = services.save_expert(name=obj.name, data=_expert_data(form.cleaned_data), user=request.user)
         except (services.MapError, services.BackendsForbidden) as exc:  # changed since the form was validated
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
             return
@@ -137,7 +128,7 @@ class NewMapVersionForm(forms.ModelForm):
                 initial=round(split["share"] * 100, 1) if split else None)
 
     def clean(self):
-        """Field checks, then the map service itself in a rolled-back savepoint (as ExpertForm does), so a stale
+        """Field checks, then the map service's own check (services.check_map, which writes nothing), so a stale
         base version or any other refusal is shown on the form."""
         data = super().clean()
         for key in [k for k in self.fields if k.startswith("split_")]:
@@ -145,11 +136,8 @@ class NewMapVersionForm(forms.ModelForm):
                 self.add_error(f"share_{key[6:]}", "Give the share (%) sent to the split expert.")
         if not self.errors:
             try:
-                with transaction.atomic():
-                    services.publish_map(data["base_version"], self.assignments(), "", None, splits=self.splits())
-                    raise _DryRun
-            except _DryRun:
-                pass
+                services.check_map(base_version=data["base_version"], assignments=self.assignments(),
+                                   splits=self.splits())
             except (services.MapError, services.StaleMapVersion) as exc:
                 raise forms.ValidationError(str(exc))
         return data
@@ -160,8 +148,8 @@ class NewMapVersionForm(forms.ModelForm):
     def splits(self):
         """{category: {"expert", "share"}} from the split fields (shares typed in percent)."""
         data = self.cleaned_data
-        return {k[6:]: {"expert": v, "share": data[f"share_{k[6:]}"] / 100} for k, v in data.items()
-                if k.startswith("split_") and v}
+        return services.splits_from_percent((k[6:], v, data.get(f"share_{k[6:]}")) for k, v in data.items()
+                                            if k.startswith("split_"))
 
 
 @admin.register(MapVersion)
@@ -190,8 +178,9 @@ class MapVersionAdmin(admin.ModelAdmin):
         return self.inlines if obj else []
 
     def save_model(self, request, obj, form, change):
-        version = services.publish_map(form.cleaned_data["base_version"], form.assignments(),
-                                       form.cleaned_data.get("note", ""), request.user, splits=form.splits())
+        version = services.publish_map(base_version=form.cleaned_data["base_version"], assignments=form.assignments(),
+                                       note=form.cleaned_data.get("note", ""), user=request.user,
+                                       splits=form.splits())
         obj.pk, obj.number = version.pk, version.number
 
     def save_related(self, request, form, formsets, change):
@@ -210,7 +199,7 @@ class MapVersionAdmin(admin.ModelAdmin):
             return
         old = queryset.get()
         try:
-            new = services.rollback_map(old.number, request.user)
+            new = services.rollback_map(version_number=old.number, user=request.user)
         except (services.MapError, services.StaleMapVersion) as exc:
             self.message_user(request, str(exc), messages.ERROR)
         else:
@@ -252,14 +241,15 @@ class CategoryAdmin(admin.ModelAdmin):
         try:
             if change:
                 old_name = Category.objects.get(pk=obj.pk).name
-                category_services.update_category(old_name, request.user, new_name=data["name"],
+                category_services.update_category(name=old_name, user=request.user, new_name=data["name"],
                                                   description=data["description"],
                                                   seed_prompts=data["seed_prompts"])
             else:
                 # a new category starts on the fallback category's expert; change it in the map editor
                 expert = current_map().assignments["general"]
-                obj.pk = category_services.add_category(data["name"], expert, current_version_number(),
-                                                        data["description"], data["seed_prompts"], request.user).pk
+                obj.pk = category_services.add_category(
+                    name=data["name"], expert=expert, base_version=current_version_number(),
+                    description=data["description"], seed_prompts=data["seed_prompts"], user=request.user).pk
         except (services.MapError, services.StaleMapVersion) as exc:
             self.message_user(request, f"Not saved: {exc}", messages.ERROR)
 
@@ -270,6 +260,7 @@ class CategoryAdmin(admin.ModelAdmin):
     def retire_selected(self, request, queryset):
         for category in queryset:
             try:
-                category_services.retire_category(category.name, current_version_number(), request.user)
+                category_services.retire_category(name=category.name, base_version=current_version_number(),
+                                                  user=request.user)
             except (services.MapError, services.StaleMapVersion) as exc:
                 self.message_user(request, f"{category.name}: {exc}", messages.ERROR)

@@ -43,7 +43,7 @@ def map_view(request):
         raise ApiError(400, "'note' must be a string.")
     splits = data.get("splits")  # absent: keep the current splits that still apply; {}: none
     try:
-        services.publish_map(base, assignments, note, request.user, splits=splits)
+        services.publish_map(base_version=base, assignments=assignments, note=note, user=request.user, splits=splits)
     except services.StaleMapVersion as exc:
         raise ApiError(409, str(exc), current_version=exc.current)
     except services.MapError as exc:
@@ -56,7 +56,8 @@ def rollback_view(request):
     _require_editor(request)
     data = json_body(request)
     try:
-        services.rollback_map(_int_field(data, "version"), request.user, data.get("note") or "")
+        services.rollback_map(version_number=_int_field(data, "version"), user=request.user,
+                              note=data.get("note") or "")
     except services.MapError as exc:
         raise ApiError(400, str(exc))
     return _map_payload()
@@ -108,7 +109,8 @@ def expert_view(request, name):
         require(token is None or token.allows("admin") or not set(data) & set(services.BACKEND_FIELDS),
                 "Backend settings need a token with the 'admin' scope.")
         try:
-            services.save_expert(name, {k: v for k, v in data.items() if k in services.EXPERT_FIELDS}, request.user)
+            services.save_expert(name=name, data={k: v for k, v in data.items() if k in services.EXPERT_FIELDS},
+                                 user=request.user)
         except services.BackendsForbidden as exc:
             raise ApiError(403, str(exc))
         except services.MapError as exc:

@@ -20,11 +20,11 @@ def _clean_prompts(seed_prompts):
 
 
 def _changed(user, action, name, changes):
-    audit(user, action, "category", name, changes)
+    audit(user=user, action=action, object_type="category", object_name=name, changes=changes)
     publish("map", "category.changed", {"name": name, "action": action})
 
 
-def add_category(name, expert, base_version, description="", seed_prompts=(), user=None):
+def add_category(*, name, expert, base_version, description="", seed_prompts=(), user=None):
     """Create category ``name`` mapped to ``expert`` (a new map version on top of ``base_version``)."""
     with transaction.atomic():
         category = Category.objects.filter(name=name).first()
@@ -37,13 +37,13 @@ def add_category(name, expert, base_version, description="", seed_prompts=(), us
         clean(category)
         category.save()
         snapshot = current_map()
-        publish_map(base_version, {**(snapshot.assignments if snapshot else {}), name: expert},
-                    f"add category {name}", user)
+        assignments = {**(snapshot.assignments if snapshot else {}), name: expert}
+        publish_map(base_version=base_version, assignments=assignments, note=f"add category {name}", user=user)
         _changed(user, "create", name, {"description": description, "seed_prompts": len(prompts), "expert": expert})
     return category
 
 
-def update_category(name, user=None, new_name=None, description=None, seed_prompts=None):
+def update_category(*, name, user=None, new_name=None, description=None, seed_prompts=None):
     """Rename a category and/or change its description or seed prompts (no new map version needed)."""
     with transaction.atomic():
         category = Category.objects.select_for_update().filter(name=name, retired=False).first()
@@ -72,7 +72,7 @@ def update_category(name, user=None, new_name=None, description=None, seed_promp
     return category
 
 
-def retire_category(name, base_version, user=None):
+def retire_category(*, name, base_version, user=None):
     """Retire a category: a new map version without it; its prompts route to ``general`` after retraining."""
     if name == FALLBACK_CATEGORY:
         raise MapError(f"the '{FALLBACK_CATEGORY}' category cannot be retired.")
@@ -83,7 +83,7 @@ def retire_category(name, base_version, user=None):
         category.retired = True
         category.save(update_fields=["retired"])
         snapshot = current_map()
-        publish_map(base_version, {c: e for c, e in snapshot.assignments.items() if c != name},
-                    f"retire category {name}", user)
+        assignments = {c: e for c, e in snapshot.assignments.items() if c != name}
+        publish_map(base_version=base_version, assignments=assignments, note=f"retire category {name}", user=user)
         _changed(user, "retire", name, {})
     return category

@@ -19,7 +19,8 @@ assert set(BACKEND_FIELDS) == set(services.BACKEND_FIELDS), "every backend setti
 
 class ExpertBackendForm(type("BackendFields", (forms.Form,), fields_for_model(Expert, fields=BACKEND_FIELDS))):
     """One expert's backend settings. Field types come from the model; the rules (an openai backend needs a
-    base_url, …) are services.save_expert's, so its MapError is shown on the form rather than duplicated here."""
+    base_url, …) are the service's (services.check_expert, run by save_expert), so its MapError is shown on the form
+    rather than duplicated here."""
 
     def __init__(self, expert, data=None):
         super().__init__(data, initial=model_to_dict(expert, BACKEND_FIELDS), auto_id=f"id_{expert.pk}_%s")
@@ -35,7 +36,7 @@ class ExpertBackendForm(type("BackendFields", (forms.Form,), fields_for_model(Ex
             return False
         data = {**self.cleaned_data, "generation": self.cleaned_data["generation"] or {}}
         try:
-            services.save_expert(self.expert.name, data, user)
+            services.save_expert(name=self.expert.name, data=data, user=user)
         except services.MapError as exc:
             self.add_error(None, str(exc))
             return False

@@ -1,8 +1,12 @@
 """Writes to the expert pool and the map: validate, refuse stale bases, version, audit, broadcast on commit.
 
-Every edit path — the in-app editor, Django admin and the JSON API — calls these functions.
+Checking a change is separate from making it: check_map and check_expert read but never write (a form or an API
+shows their MapError / StaleMapVersion / BackendsForbidden), and publish_map / save_expert call them first. Traffic
+splits are parsed in one place, clean_splits. Every edit path — the in-app editor, Django admin, the JSON API and
+the designer — calls these functions, with keyword arguments.
 """
 import math
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -47,7 +51,7 @@ class StaleMapVersion(Exception):
         self.base, self.current = base, current
 
 
-def audit(user, action, object_type, object_name, changes=None):
+def audit(*, user, action, object_type, object_name, changes=None):
     AuditEntry.objects.create(actor=user if getattr(user, "pk", None) else None, action=action,
                               object_type=object_type, object_name=object_name, changes=changes or {})
 
@@ -88,32 +92,65 @@ def _validate(assignments, categories):
     return [(categories[c], experts[e]) for c, e in sorted(assignments.items())]
 
 
-def _validate_splits(splits, assignments, experts):
-    """{category: MapAssignment split fields} from {category: {"expert": name, "share": fraction}}."""
+SPLITS_SHAPE = 'splits must be an object of category → {"expert": name, "share": fraction}.'
+
+
+def _split_problem(category, split, assignments, experts):
+    """The first thing wrong with one category's split (None if nothing): its shape, then (when ``assignments`` and
+    ``experts`` are given) its category and expert, then its share."""
+    if not isinstance(split, dict) or set(split) != {"expert", "share"}:
+        return f'split of {category} must be {{"expert": name, "share": fraction}}'
+    name, share = split["expert"], split["share"]
+    if assignments is not None and category not in assignments:
+        return f"split of unmapped category {category}"
+    if not isinstance(name, str) or (experts is not None and name not in experts):
+        return f"split of {category}: unknown expert {name}"
+    if experts is not None and not experts[name].enabled:
+        return f"split of {category}: disabled expert {name}"
+    if assignments is not None and name == assignments[category]:
+        return f"split of {category}: {name} already serves the whole category"
+    if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
+        return f"split of {category}: share must be a fraction between 0 and 1 (exclusive), got {share!r}"
+    return None
+
+
+def clean_splits(splits, *, assignments=None, experts=None):
+    """The one parser of traffic splits: {category: {"expert": name, "share": fraction}} checked and returned with
+    float shares, in category order; MapError naming every bad split at once otherwise.
+
+    Without ``assignments`` and ``experts`` (name → Expert) only the shape and the shares are checked (a draft's
+    impact preview); with them, also that each category is mapped and its split expert known, enabled and not the
+    category's whole expert (publishing)."""
     if not isinstance(splits, dict):
-        raise MapError('splits must be an object of category → {"expert": name, "share": fraction}.')
+        raise MapError(SPLITS_SHAPE)
     problems, out = [], {}
     for category, split in sorted(splits.items()):
-        if not isinstance(split, dict) or set(split) != {"expert", "share"}:
-            problems.append(f'split of {category} must be {{"expert": name, "share": fraction}}')
-            continue
-        name, share = split["expert"], split["share"]
-        if category not in assignments:
-            problems.append(f"split of unmapped category {category}")
-        elif not isinstance(name, str) or name not in experts:
-            problems.append(f"split of {category}: unknown expert {name}")
-        elif not experts[name].enabled:
-            problems.append(f"split of {category}: disabled expert {name}")
-        elif name == assignments[category]:
-            problems.append(f"split of {category}: {name} already serves the whole category")
-        elif isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 < share < 1:
-            problems.append(f"split of {category}: share must be a fraction between 0 and 1 (exclusive), "
-                            f"got {share!r}")
+        problem = _split_problem(category, split, assignments, experts)
+        if problem:
+            problems.append(problem)
         else:
-            out[category] = {"split_expert": experts[name], "split_share": float(share)}
+            out[category] = {"expert": split["expert"], "share": float(split["share"])}
     if problems:
         raise MapError("; ".join(problems) + ".")
     return out
+
+
+def splits_from_percent(rows):
+    """Splits typed as percentages, as the editor and the admin take them: ``rows`` of (category, expert, percent);
+    rows without an expert are no split. A percent that is not a number is refused here; the shares are checked
+    by clean_splits when the map is checked."""
+    splits = {}
+    for category, expert, percent in rows:
+        if not expert:
+            continue
+        percent = percent.strip() if isinstance(percent, str) else percent
+        try:
+            share = float(percent) / 100
+        except (TypeError, ValueError):
+            raise MapError(f"split of {category}: give the share sent to {expert} in percent (0-100), "
+                           f"not {percent!r}.")
+        splits[category] = {"expert": expert, "share": share}
+    return splits
 
 
 def _kept_splits(before, assignments):
@@ -126,22 +163,48 @@ def _active_categories():
     return {c.name: c for c in active_categories()}
 
 
-def publish_map(base_version, assignments, note="", user=None, rolled_back_from=None, splits=None):
-    """Create the next map version on top of ``base_version``; raises MapError or StaleMapVersion.
+@dataclass(frozen=True)
+class MapCheck:
+    """A map change that passed check_map: what publish_map writes."""
+    base_version: int
+    assignments: dict  # category name → expert name, as given
+    pairs: list  # [(Category, Expert)] in category order
+    splits: dict  # category name → {"expert": name, "share": float}, cleaned
+    split_of: dict  # category name → MapAssignment split fields
+    previous: object  # the current version's MapSnapshot (None before any map)
+
+
+def check_map(*, base_version, assignments, splits=None):
+    """Check a map change without writing anything: MapError (unknown or unmapped categories, unknown or disabled
+    experts, bad splits) or StaleMapVersion (``base_version`` is not the current version), else a MapCheck.
+
+    ``splits`` ({category: {"expert": name, "share": fraction}}) replaces the traffic splits; None keeps the
+    current version's splits wherever they still make sense (see _kept_splits)."""
+    pairs = _validate(assignments, _active_categories())
+    current = current_version_number() or 0
+    if base_version != current:
+        raise StaleMapVersion(base_version, current)
+    previous = map_snapshot(current) if current else None
+    if splits is None:
+        splits = _kept_splits(previous.splits if previous else {}, assignments)
+    experts = {e.name: e for e in Expert.objects.all()}
+    cleaned = clean_splits(splits, assignments=assignments, experts=experts)
+    split_of = {c: {"split_expert": experts[s["expert"]], "split_share": s["share"]} for c, s in cleaned.items()}
+    return MapCheck(base_version, assignments, pairs, cleaned, split_of, previous)
+
+
+def publish_map(*, base_version, assignments, note="", user=None, rolled_back_from=None, splits=None):
+    """Create the next map version on top of ``base_version`` once check_map passes; raises MapError or
+    StaleMapVersion.
 
     ``splits`` ({category: {"expert": name, "share": fraction}}) replaces the traffic splits; None keeps the
     current version's splits wherever they still make sense (see _kept_splits), so edits that do not know about
     splits (retiring a category, the designer's deterministic maps) lose none."""
     with transaction.atomic():
-        pairs = _validate(assignments, _active_categories())
-        current = current_version_number() or 0
-        if base_version != current:
-            raise StaleMapVersion(base_version, current)
-        previous = map_snapshot(current) if current else None
+        checked = check_map(base_version=base_version, assignments=assignments, splits=splits)
+        previous, split_of = checked.previous, checked.split_of
+        current = previous.version if previous else 0
         before, before_splits = (previous.assignments, previous.splits) if previous else ({}, {})
-        if splits is None:
-            splits = _kept_splits(before_splits, assignments)
-        split_of = _validate_splits(splits, assignments, {e.name: e for e in Expert.objects.all()})
         try:
             with transaction.atomic():
                 version = MapVersion.objects.create(number=current + 1, author=user if getattr(user, "pk", None)
@@ -150,16 +213,17 @@ def publish_map(base_version, assignments, note="", user=None, rolled_back_from=
         except IntegrityError:  # a concurrent editor took number current+1 first
             raise StaleMapVersion(base_version, current_version_number())
         MapAssignment.objects.bulk_create([MapAssignment(version=version, category=c, expert=e,
-                                                         **split_of.get(c.name, {})) for c, e in pairs])
-        after_splits = {c: {"expert": f["split_expert"].name, "share": f["split_share"]}
-                        for c, f in sorted(split_of.items())}
+                                                         **split_of.get(c.name, {})) for c, e in checked.pairs])
+        after_splits = checked.splits
         changes = {c: [before.get(c), e] for c, e in sorted(assignments.items()) if before.get(c) != e}
         changes.update({c: [e, None] for c, e in before.items() if c not in assignments})
         split_changes = {c: [before_splits.get(c), after_splits.get(c)]
                          for c in sorted(set(before_splits) | set(after_splits))
                          if before_splits.get(c) != after_splits.get(c)}
-        audit(user, "rollback" if rolled_back_from else "publish", "map", f"v{version.number}",
-              {"note": version.note, "assignments": changes, **({"splits": split_changes} if split_changes else {})})
+        audit(user=user, action="rollback" if rolled_back_from else "publish", object_type="map",
+              object_name=f"v{version.number}",
+              changes={"note": version.note, "assignments": changes,
+                       **({"splits": split_changes} if split_changes else {})})
         event = {"version": version.number, "assignments": dict(sorted(assignments.items())), "splits": after_splits,
                  "author": getattr(user, "username", None), "note": version.note}
         publish("map", "map.changed", event)
@@ -167,14 +231,15 @@ def publish_map(base_version, assignments, note="", user=None, rolled_back_from=
     return version
 
 
-def rollback_map(version_number, user=None, note="", base_version=None):
+def rollback_map(*, version_number, user=None, note="", base_version=None):
     """Publish a new version equal to ``version_number``'s assignments (on top of ``base_version`` if given)."""
     old = map_snapshot(version_number)
     if old is None:
         raise MapError(f"no map version {version_number}.")
     base = current_version_number() if base_version is None else base_version
-    return publish_map(base, dict(old.assignments), note or f"rollback to v{version_number}", user,
-                       rolled_back_from=version_number, splits=dict(old.splits))
+    return publish_map(base_version=base, assignments=dict(old.assignments),
+                       note=note or f"rollback to v{version_number}", user=user, rolled_back_from=version_number,
+                       splits=dict(old.splits))
 
 
 # field → (kind, low, high): what each expert setting may hold. Numbers must be finite (JSON's NaN and Infinity, or
@@ -248,36 +313,58 @@ def _check_backend(expert):
             raise MapError(f"unknown sim_preset {expert.sim_preset!r}; presets: {', '.join(PRESETS)}.")
 
 
-def save_expert(name, data, user=None):
-    """Create or update expert ``name``. Disabling an expert the current map uses is refused; changing how it is
-    served (BACKEND_FIELDS) needs access.edit_backends (BackendsForbidden otherwise; ``user`` None is the system)."""
+@dataclass(frozen=True)
+class ExpertCheck:
+    """An expert change that passed check_expert: the expert with the new values set (not saved), the values and
+    what they were before ({} for a new expert)."""
+    expert: Expert
+    values: dict
+    before: dict
+
+
+def _checked_expert(name, data, user, expert):
+    values = _expert_values(data)
+    if expert is None:
+        if "model_id" not in values or "parameters" not in values:
+            raise MapError("a new expert needs model_id and parameters.")
+        expert = Expert(name=name)
+        before = {}
+    else:
+        before = {f: getattr(expert, f) for f in values}
+    changed_backend = sorted(f for f in BACKEND_FIELDS if f in values and values[f] != getattr(expert, f))
+    if changed_backend and user is not None and not can_edit_backends(user):
+        raise BackendsForbidden(f"changing {', '.join(changed_backend)} needs the expert-backend permission "
+                                f"(access.edit_backends): ask a backend administrator.")
+    if values.get("enabled") is False and expert.pk:
+        used = sorted(MapAssignment.objects.filter(Q(expert=expert) | Q(split_expert=expert),
+                                                   version__number=current_version_number())
+                      .values_list("category__name", flat=True))
+        if used:
+            raise MapError(f"expert {name} serves {', '.join(used)} in the current map: map those categories "
+                           f"to another expert first.")
+    for field, value in values.items():
+        setattr(expert, field, value)
+    clean(expert)
+    _check_backend(expert)
+    return ExpertCheck(expert, values, before)
+
+
+def check_expert(*, name, data, user=None):
+    """Check creating or updating expert ``name`` with ``data`` without writing anything: MapError (a field's type
+    or range, a new expert without model_id and parameters, disabling an expert the current map uses, model
+    validation, the backend's settings and the deployment's outbound rules) or BackendsForbidden (changing how it is
+    served, BACKEND_FIELDS, without access.edit_backends; ``user`` None is the system), else an ExpertCheck."""
+    return _checked_expert(name, data, user, Expert.objects.filter(name=name).first())
+
+
+def save_expert(*, name, data, user=None):
+    """Create or update expert ``name`` once check_expert's rules pass (on the row locked for the update)."""
     with transaction.atomic():
-        values = _expert_values(data)
-        expert = Expert.objects.select_for_update().filter(name=name).first()
-        if expert is None:
-            if "model_id" not in values or "parameters" not in values:
-                raise MapError("a new expert needs model_id and parameters.")
-            expert = Expert(name=name)
-            before = {}
-        else:
-            before = {f: getattr(expert, f) for f in values}
-        changed_backend = sorted(f for f in BACKEND_FIELDS if f in values and values[f] != getattr(expert, f))
-        if changed_backend and user is not None and not can_edit_backends(user):
-            raise BackendsForbidden(f"changing {', '.join(changed_backend)} needs the expert-backend permission "
-                                    f"(access.edit_backends): ask a backend administrator.")
-        if values.get("enabled") is False and expert.pk:
-            used = sorted(MapAssignment.objects.filter(Q(expert=expert) | Q(split_expert=expert),
-                                                       version__number=current_version_number())
-                          .values_list("category__name", flat=True))
-            if used:
-                raise MapError(f"expert {name} serves {', '.join(used)} in the current map: map those categories "
-                               f"to another expert first.")
-        for field, value in values.items():
-            setattr(expert, field, value)
-        clean(expert)
-        _check_backend(expert)
+        checked = _checked_expert(name, data, user, Expert.objects.select_for_update().filter(name=name).first())
+        expert, values, before = checked.expert, checked.values, checked.before
         expert.save()
         changes = {f: [before.get(f), v] for f, v in values.items() if before.get(f) != v}
-        audit(user, "update" if before else "create", "expert", name, changes)
+        audit(user=user, action="update" if before else "create", object_type="expert", object_name=name,
+              changes=changes)
         publish("map", "expert.changed", {"name": name, "changes": changes})
     return expert

@@ -46,8 +46,8 @@ def editor(request):
         draft = {c: request.POST[f"assign-{c}"] for c in categories if request.POST.get(f"assign-{c}")}
         try:
             splits = _posted_splits(request.POST, categories)
-            version = services.publish_map(_int(request.POST.get("base_version")), draft,
-                                           request.POST.get("note", ""), request.user, splits=splits)
+            version = services.publish_map(base_version=_int(request.POST.get("base_version")), assignments=draft,
+                                           note=request.POST.get("note", ""), user=request.user, splits=splits)
         except (services.MapError, services.StaleMapVersion) as exc:
             error, status = str(exc), 409 if isinstance(exc, services.StaleMapVersion) else 400
         else:
@@ -59,18 +59,8 @@ def editor(request):
 
 def _posted_splits(post, categories):
     """The editor's split columns ({category: {"expert", "share"}}; shares are typed in percent)."""
-    splits = {}
-    for c in categories:
-        expert, percent = post.get(f"split-{c}", ""), post.get(f"share-{c}", "").strip()
-        if not expert:
-            continue
-        try:
-            share = float(percent) / 100
-        except ValueError:
-            raise services.MapError(f"split of {c}: give the share sent to {expert} in percent (0-100), "
-                                    f"not {percent!r}.")
-        splits[c] = {"expert": expert, "share": share}
-    return splits
+    return services.splits_from_percent((c, post.get(f"split-{c}", ""), post.get(f"share-{c}", ""))
+                                        for c in categories)
 
 
 def _editor_page(request, snapshot, draft, base_version, *, error=None, status=200, backend_form=None, splits=None):
@@ -114,9 +104,10 @@ def _lines(text):
 @require_POST
 def category_add(request):
     def act(post):
-        category_services.add_category(post.get("name", "").strip(), post.get("expert", ""),
-                                       _int(post.get("base_version")), post.get("description", ""),
-                                       _lines(post.get("seed_prompts")), request.user)
+        category_services.add_category(name=post.get("name", "").strip(), expert=post.get("expert", ""),
+                                       base_version=_int(post.get("base_version")),
+                                       description=post.get("description", ""),
+                                       seed_prompts=_lines(post.get("seed_prompts")), user=request.user)
         return f"Added category {post.get('name')}. Retrain the router so it can predict it."
     return _catalogue_action(request, act)
 
@@ -126,7 +117,7 @@ def category_add(request):
 def category_update(request, name):
     def act(post):
         category = category_services.update_category(
-            name, request.user, new_name=post.get("new_name", "").strip() or None,
+            name=name, user=request.user, new_name=post.get("new_name", "").strip() or None,
             description=post.get("description"), seed_prompts=_lines(post.get("seed_prompts")))
         return f"Saved category {category.name}. Retrain the router to use the change."
     return _catalogue_action(request, act)
@@ -136,7 +127,7 @@ def category_update(request, name):
 @require_POST
 def category_retire(request, name):
     def act(post):
-        category_services.retire_category(name, _int(post.get("base_version")), request.user)
+        category_services.retire_category(name=name, base_version=_int(post.get("base_version")), user=request.user)
         return f"Retired category {name}; a new map version without it was published."
     return _catalogue_action(request, act)
 
@@ -165,7 +156,7 @@ def expert_save(request):
                 "description": post.get("description", "")}
         if data["parameters"] is None:
             raise services.MapError("parameters must be a positive integer.")
-        expert = services.save_expert(post.get("name", "").strip(), data, request.user)
+        expert = services.save_expert(name=post.get("name", "").strip(), data=data, user=request.user)
         return f"Saved expert {expert.name}."
     return _catalogue_action(request, act)
 
@@ -188,7 +179,8 @@ def rollback(request):
     _editor_only(request)
     version = _int(request.POST.get("version"))
     try:
-        new = services.rollback_map(version, request.user, base_version=_int(request.POST.get("base_version")))
+        new = services.rollback_map(version_number=version, user=request.user,
+                                    base_version=_int(request.POST.get("base_version")))
     except (services.MapError, services.StaleMapVersion) as exc:
         messages.error(request, str(exc))
     else:

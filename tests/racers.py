@@ -42,7 +42,7 @@ def _racer(db_url, barrier, jobs, results, me):
         call = getattr(importlib.import_module(module), function)
         barrier.wait(timeout=60)
         try:
-            value = call(*args)
+            value = call(**args) if isinstance(args, dict) else call(*args)
             results.put((me, "ok", getattr(value, "number", value)))
         except Exception as exc:  # the outcome the test looks at
             results.put((me, type(exc).__name__, str(exc)))
@@ -52,8 +52,9 @@ def _racer(db_url, barrier, jobs, results, me):
 @contextmanager
 def racing(n=2):
     """Yields race(name, *args_per_racer) -> [(outcome, value) per racer]: racer i calls the function called
-    ``name`` with ``args_per_racer[i]`` (one args tuple for all if only one is given); outcome is "ok" (value: the
-    result, or its ``number``) or the exception's class name (value: its message)."""
+    ``name`` with ``args_per_racer[i]`` (an args tuple, or a dict of keyword arguments; one for all if only one is
+    given); outcome is "ok" (value: the result, or its ``number``) or the exception's class name (value: its
+    message)."""
     from django.db import connection
 
     db = connection.settings_dict

@@ -88,7 +88,7 @@ async def test_publishing_a_map_version_notifies_map_and_dashboard_groups(user):
 
     def publish():
         snap = current_map()
-        return publish_map(snap.version, {**snap.assignments, "math": "gemma-2-9b-it"}, "live", user).number
+        return publish_map(base_version=snap.version, assignments={**snap.assignments, "math": "gemma-2-9b-it"}, note="live", user=user).number
 
     number = await sync_to_async(publish)()
     events = [await comm.receive_json_from(timeout=5) for _ in range(2)]

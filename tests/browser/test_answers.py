@@ -36,7 +36,7 @@ def test_route_and_answer_streams_a_simulated_answer(page, asgi, user):
     from serving.models import ExpertCall
     from experts.services import save_expert
 
-    save_expert(CODER, {"backend": "simulated", "sim_time_scale": 0})
+    save_expert(name=CODER, data={"backend": "simulated", "sim_time_scale": 0})
     sign_in(page, asgi)
     page.fill("#prompt", CODING)
     page.click("#answer-button")
@@ -61,7 +61,7 @@ def test_route_and_answer_streams_a_simulated_answer(page, asgi, user):
 def test_answer_text_appears_while_it_streams(page, asgi, user):
     from experts.services import save_expert
 
-    save_expert(CODER, {"backend": "simulated", "sim_time_scale": 5})  # about 2 s for 64 tokens
+    save_expert(name=CODER, data={"backend": "simulated", "sim_time_scale": 5})  # about 2 s for 64 tokens
     sign_in(page, asgi)
     page.fill("#prompt", CODING)
     page.click("#answer-button")
@@ -79,7 +79,7 @@ def test_answer_errors_are_shown(page, asgi, user):
     from tests.fakes.openai_server import closed_port
 
     for name in {CODER, current_map().assignments["general"]}:  # the chosen expert and the fallback both down
-        save_expert(name, {"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "max_retries": 0})
+        save_expert(name=name, data={"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "max_retries": 0})
     sign_in(page, asgi)
     page.fill("#prompt", CODING)
     page.click("#answer-button")

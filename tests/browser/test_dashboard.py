@@ -132,7 +132,7 @@ def test_answers_from_the_openai_client_reach_the_serving_panel_live(browser, da
     from experts.services import save_expert
 
     coder = current_map().assignments["coding"]
-    save_expert(coder, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 8}})
+    save_expert(name=coder, data={"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 8}})
     context = browser.new_context()
     dash = open_dashboard(context, daphne)
     client = openai.OpenAI(base_url=f"{daphne}/v1", api_key=issue_token(user=user.username)[0], max_retries=0)

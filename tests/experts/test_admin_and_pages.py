@@ -36,7 +36,7 @@ def test_admin_save_on_an_outdated_version_is_refused(staff):
     c = client_for(staff)
     assert 'name="base_version" value="1"' in c.get("/admin/experts/mapversion/add/").content.decode()
     data = {f"assign_{c}": e for c, e in current_map().assignments.items()}
-    publish_map(1, {**data_assignments(data), "coding": "gemma-2-27b-it"}, "someone else, meanwhile")
+    publish_map(base_version=1, assignments={**data_assignments(data), "coding": "gemma-2-27b-it"}, note="someone else, meanwhile")
     data.update({"assign_math": "gemma-2-9b-it", "note": "from admin", "base_version": 1})
     r = c.post("/admin/experts/mapversion/add/", data)
     assert r.status_code == 200 and "Map version 1 is out of date: the current version is 2." in r.content.decode()
@@ -59,7 +59,7 @@ def test_admin_rollback_action(staff):
     original = dict(current_map().assignments)
     from experts.services import publish_map
 
-    publish_map(1, {**original, "math": "gemma-2-9b-it"})
+    publish_map(base_version=1, assignments={**original, "math": "gemma-2-9b-it"})
     v1 = MapVersion.objects.get(number=1)
     r = client_for(staff).post("/admin/experts/mapversion/", {"action": "roll_back_to_selected",
                                                                 "_selected_action": [v1.pk]})
@@ -99,7 +99,7 @@ def test_editor_save_and_stale_refusal_keep_the_draft(staff):
 def test_history_diff(staff):
     from experts.services import publish_map
 
-    publish_map(1, {**current_map().assignments, "math": "gemma-2-9b-it"})
+    publish_map(base_version=1, assignments={**current_map().assignments, "math": "gemma-2-9b-it"})
     page = client_for(staff).get("/map/history/?a=1&b=2")
     rows = page.context["diff"]
     assert [r for r in rows if r[3]] == [("math", "qwen2-72b-instruct", "gemma-2-9b-it", True)]

@@ -140,14 +140,14 @@ def test_a_superseded_model_is_freed_and_a_settings_edit_keeps_it(tiny_model, tm
     from experts import backend_registry
     from experts.services import save_expert
 
-    expert = save_expert("gemma-2-9b-it", {"backend": "transformers", "model_path": tiny_model})
+    expert = save_expert(name="gemma-2-9b-it", data={"backend": "transformers", "model_path": tiny_model})
     asyncio.run(backend_registry.backend_for(expert).prepare())
     model = weakref.ref(load(tiny_model))
-    expert = save_expert("gemma-2-9b-it", {"generation": {"max_new_tokens": 4}})
+    expert = save_expert(name="gemma-2-9b-it", data={"generation": {"max_new_tokens": 4}})
     backend_registry.backend_for(expert)  # same model, other settings: the new backend adopts it
     gc.collect()
     assert model() is not None and load(tiny_model) is model()
-    expert = save_expert("gemma-2-9b-it", {"model_path": str(shutil.copytree(tiny_model, tmp_path / "other"))})
+    expert = save_expert(name="gemma-2-9b-it", data={"model_path": str(shutil.copytree(tiny_model, tmp_path / "other"))})
     backend_registry.backend_for(expert)
     gc.collect()
     assert model() is None  # nothing holds the old model any more: its memory is freed

@@ -13,53 +13,53 @@ from experts.models import Category
 
 @pytest.mark.django_db
 def test_add_category_publishes_a_mapped_version(user):
-    category_services.add_category("legal", "gemma-2-27b-it", 1, "Contracts and law",
-                                   ["Review this NDA clause", "  ", "Review this NDA clause"], user)
+    category_services.add_category(name="legal", expert="gemma-2-27b-it", base_version=1, description="Contracts and law",
+                                   seed_prompts=["Review this NDA clause", "  ", "Review this NDA clause"], user=user)
     assert Category.objects.get(name="legal").seed_prompts == ["Review this NDA clause"]
     assert current_map().version == 2 and current_map().assignments["legal"] == "gemma-2-27b-it"
     assert AuditEntry.objects.filter(object_type="category", object_name="legal", action="create").exists()
     with pytest.raises(MapError, match="already exists"):
-        category_services.add_category("legal", "gemma-2-27b-it", 2)
+        category_services.add_category(name="legal", expert="gemma-2-27b-it", base_version=2)
 
 
 @pytest.mark.django_db
 def test_add_category_with_a_stale_base_changes_nothing():
     with pytest.raises(StaleMapVersion):
-        category_services.add_category("legal", "gemma-2-27b-it", 0)
+        category_services.add_category(name="legal", expert="gemma-2-27b-it", base_version=0)
     assert not Category.objects.filter(name="legal").exists()
 
 
 @pytest.mark.django_db
 def test_rename_keeps_the_mapping_and_is_audited(user):
-    category_services.update_category("stem", user, new_name="science", seed_prompts=["Why is the sky blue?"])
+    category_services.update_category(name="stem", user=user, new_name="science", seed_prompts=["Why is the sky blue?"])
     assert current_map().version == 1  # assignments point at the category row, not its name
     assert current_map().assignments.get("science") is None  # the cached snapshot is keyed by version
     entry = AuditEntry.objects.get(object_type="category", action="update")
     assert entry.changes["name"] == ["stem", "science"] and entry.changes["seed_prompts"][1] == 1
     with pytest.raises(MapError, match="cannot be renamed"):
-        category_services.update_category("general", user, new_name="misc")
+        category_services.update_category(name="general", user=user, new_name="misc")
 
 
 @pytest.mark.django_db
 def test_retire_category(user):
-    category_services.retire_category("extraction", 1, user)
+    category_services.retire_category(name="extraction", base_version=1, user=user)
     assert Category.objects.get(name="extraction").retired
     assert "extraction" not in current_map().assignments and current_map().version == 2
     with pytest.raises(MapError, match="cannot be retired"):
-        category_services.retire_category("general", 2, user)
+        category_services.retire_category(name="general", base_version=2, user=user)
 
 
 @pytest.mark.django_db
 def test_expert_create_update_and_disable_rules(user):
-    save_expert("mistral-7b", {"model_id": "mistralai/Mistral-7B-Instruct-v0.3", "parameters": 7_248_023_552}, user)
+    save_expert(name="mistral-7b", data={"model_id": "mistralai/Mistral-7B-Instruct-v0.3", "parameters": 7_248_023_552}, user=user)
     assert Expert.objects.get(name="mistral-7b").bytes_per_parameter == 2.0
-    save_expert("mistral-7b", {"enabled": False}, user)  # unused: may be disabled
+    save_expert(name="mistral-7b", data={"enabled": False}, user=user)  # unused: may be disabled
     with pytest.raises(MapError, match="serves math, coding in the current map|serves coding, math"):
-        save_expert("qwen2-72b-instruct", {"enabled": False}, user)
+        save_expert(name="qwen2-72b-instruct", data={"enabled": False}, user=user)
     with pytest.raises(MapError, match="needs model_id and parameters"):
-        save_expert("nameless", {"enabled": True}, user)
+        save_expert(name="nameless", data={"enabled": True}, user=user)
     with pytest.raises(MapError, match="parameters must be a whole number from 1"):
-        save_expert("mistral-7b", {"parameters": -1}, user)
+        save_expert(name="mistral-7b", data={"parameters": -1}, user=user)
     actions = list(AuditEntry.objects.filter(object_type="expert").values_list("action", flat=True))
     assert sorted(actions) == ["create", "update"]
 
@@ -74,7 +74,7 @@ def test_two_concurrent_editors_one_wins_one_is_told():
     def editor(change):
         try:
             barrier.wait()
-            version = publish_map(1, {**base, **change}, str(change))
+            version = publish_map(base_version=1, assignments={**base, **change}, note=str(change))
             outcomes.append(("saved", version.number))
         except StaleMapVersion as exc:
             outcomes.append(("refused", str(exc)))

@@ -91,10 +91,10 @@ def test_backends_are_cached_per_configuration_even_with_list_settings():
     from experts import backend_registry
     from experts.services import save_expert
 
-    expert = save_expert(NAME, {"generation": {"max_new_tokens": 8, "stop": ["\n\n"]}})
+    expert = save_expert(name=NAME, data={"generation": {"max_new_tokens": 8, "stop": ["\n\n"]}})
     first = backend_registry.backend_for(expert)
     assert backend_registry.backend_for(Expert.objects.get(name=NAME)) is first  # same settings: same object
     expert.generation = {"stop": ["\n\n"], "max_new_tokens": 8}  # how PostgreSQL's jsonb orders the keys
     assert backend_registry.backend_for(expert) is first
-    changed = save_expert(NAME, {"generation": {"max_new_tokens": 9, "stop": ["\n\n"]}})
+    changed = save_expert(name=NAME, data={"generation": {"max_new_tokens": 9, "stop": ["\n\n"]}})
     assert backend_registry.backend_for(changed) is not first  # an edit takes effect on the next call

@@ -57,7 +57,7 @@ def test_an_expert_edit_takes_effect_on_the_next_call(active_router, user, live)
 
     warm("coe", user)
     chosen = answering.plan("coe", MESSAGES, user=user).primary.name
-    save_expert(chosen, {"sim_time_scale": 0.25})
+    save_expert(name=chosen, data={"sim_time_scale": 0.25})
     assert answering.plan("coe", MESSAGES, user=user).primary.sim_time_scale == 0.25
 
 
@@ -106,7 +106,7 @@ def test_a_map_edit_takes_effect_on_the_next_prompt(active_router, user):
     before = answering.plan("coe", MESSAGES, user=user)
     snapshot = current_map()
     other = next(e for e in sorted(set(snapshot.assignments.values())) if e != before.primary.name)
-    publish_map(snapshot.version, {**snapshot.assignments, "coding": other})
+    publish_map(base_version=snapshot.version, assignments={**snapshot.assignments, "coding": other})
     after = answering.plan("coe", MESSAGES, user=user)
     assert (after.primary.name, after.routed["map_version"]) == (other, snapshot.version + 1)
 
@@ -158,7 +158,7 @@ def test_a_client_gone_before_the_answer_leaves_the_decision_and_an_aborted_call
     token = issue_token(user=user)[0]
     with FakeOpenAI() as fake:
         fake.behaviour.update(mode="slow", delay_s=3.0)
-        save_expert(current_map().assignments["coding"], {"backend": "openai", "base_url": fake.base_url,
+        save_expert(name=current_map().assignments["coding"], data={"backend": "openai", "base_url": fake.base_url,
                                                           "max_retries": 0})
         with pytest.raises(httpx.ReadTimeout):
             httpx.post(f"{server}/v1/chat/completions", headers={"Authorization": f"Bearer {token}"}, timeout=0.5,
@@ -178,7 +178,7 @@ def test_a_stream_names_a_stored_decision_in_its_first_chunk_and_records_its_cal
     client = openai.OpenAI(base_url=f"{server}/v1", api_key=issue_token(user=user)[0], max_retries=0, timeout=30)
     with FakeOpenAI() as fake:
         fake.behaviour.update(tokens=["word"] * 20, per_token_delay_s=0.05)
-        save_expert(current_map().assignments["coding"], {"backend": "openai", "base_url": fake.base_url,
+        save_expert(name=current_map().assignments["coding"], data={"backend": "openai", "base_url": fake.base_url,
                                                           "max_retries": 0})
         stream = client.chat.completions.create(model="coe", messages=MESSAGES, stream=True)
         first = next(iter(stream))

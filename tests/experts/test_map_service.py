@@ -30,7 +30,7 @@ def test_paper_pool_with_real_parameter_counts():
 
 def test_publish_creates_next_version_and_audit(user):
     new = {**default_assignments(), "math": "gemma-2-9b-it"}
-    version = publish_map(1, new, "cheaper math", user)
+    version = publish_map(base_version=1, assignments=new, note="cheaper math", user=user)
     assert version.number == 2 and current_map().assignments["math"] == "gemma-2-9b-it"
     entry = AuditEntry.objects.get(object_name="v2")
     assert (entry.actor, entry.action) == (user, "publish")
@@ -38,9 +38,9 @@ def test_publish_creates_next_version_and_audit(user):
 
 
 def test_stale_base_is_refused():
-    publish_map(1, {**default_assignments(), "math": "gemma-2-9b-it"})
+    publish_map(base_version=1, assignments={**default_assignments(), "math": "gemma-2-9b-it"})
     with pytest.raises(StaleMapVersion, match="version 1 is out of date: the current version is 2"):
-        publish_map(1, {**default_assignments(), "coding": "gemma-2-9b-it"})
+        publish_map(base_version=1, assignments={**default_assignments(), "coding": "gemma-2-9b-it"})
     assert MapVersion.objects.count() == 2
 
 
@@ -54,30 +54,30 @@ def test_invalid_maps_name_the_problem(change, message):
     new = {**default_assignments(), **change}
     new = {k: v for k, v in new.items() if v is not None}
     with pytest.raises(MapError, match=message):
-        publish_map(1, new)
+        publish_map(base_version=1, assignments=new)
     assert MapVersion.objects.count() == 1
 
 
 def test_disabled_expert_is_refused():
     Expert.objects.filter(name="gemma-2-9b-it").update(enabled=False)
     with pytest.raises(MapError, match="disabled expert: gemma-2-9b-it"):
-        publish_map(1, {**default_assignments(), "math": "gemma-2-9b-it"})
+        publish_map(base_version=1, assignments={**default_assignments(), "math": "gemma-2-9b-it"})
 
 
 def test_rollback_creates_a_new_version_equal_to_the_old(user):
     original = default_assignments()
-    publish_map(1, {**original, "math": "gemma-2-9b-it"})
-    version = rollback_map(1, user)
+    publish_map(base_version=1, assignments={**original, "math": "gemma-2-9b-it"})
+    version = rollback_map(version_number=1, user=user)
     assert version.number == 3 and version.rolled_back_from == 1
     assert current_map().assignments == original
     assert AuditEntry.objects.filter(action="rollback").count() == 1
     with pytest.raises(MapError, match="no map version 99"):
-        rollback_map(99)
+        rollback_map(version_number=99)
 
 
 def test_snapshot_cache_follows_the_newest_version():
     first = current_map()
     assert current_map() is first  # unchanged version: cached object
-    publish_map(1, {**first.assignments, "roleplay": "qwen2-7b-instruct"})
+    publish_map(base_version=1, assignments={**first.assignments, "roleplay": "qwen2-7b-instruct"})
     assert current_map().version == 2 and current_map().expert_for("roleplay")[0] == "qwen2-7b-instruct"
     assert current_map().expert_for("unmapped-category")[0] == first.assignments["general"]

@@ -36,7 +36,7 @@ def with_(**changes):
 def refused(message, *args, **kwargs):
     """publish_map(*args) raises MapError with exactly ``message`` and stores no version."""
     with pytest.raises(MapError) as exc:
-        publish_map(*args, **kwargs)
+        publish_map(**dict(zip(("base_version", "assignments"), args)), **kwargs)
     assert str(exc.value) == message
     assert MapVersion.objects.count() == 1
 
@@ -101,7 +101,7 @@ def test_the_fallback_category_must_exist():
 
 
 def test_a_published_version_holds_exactly_the_assignments():
-    version = publish_map(1, with_(math="gemma-2-9b-it"))
+    version = publish_map(base_version=1, assignments=with_(math="gemma-2-9b-it"))
     rows = dict(MapAssignment.objects.filter(version=version).values_list("category__name", "expert__name"))
     assert rows == with_(math="gemma-2-9b-it")
     assert not MapAssignment.objects.filter(version=version, split_expert__isnull=False).exists()
@@ -112,7 +112,7 @@ def test_a_published_version_holds_exactly_the_assignments():
 @pytest.mark.parametrize("base", [0, 2, 5])
 def test_only_the_current_version_is_a_valid_base_behind_or_ahead(base):
     with pytest.raises(StaleMapVersion) as exc:
-        publish_map(base, with_(math="gemma-2-9b-it"))
+        publish_map(base_version=base, assignments=with_(math="gemma-2-9b-it"))
     assert (exc.value.base, exc.value.current) == (base, 1)
     assert str(exc.value) == (f"Map version {base} is out of date: the current version is 1. Reload, re-apply your "
                               f"change and save again.")
@@ -121,7 +121,7 @@ def test_only_the_current_version_is_a_valid_base_behind_or_ahead(base):
 
 def test_the_first_map_is_published_on_base_zero_and_records_every_category_as_new():
     MapVersion.objects.all().delete()
-    version = publish_map(0, DEFAULT, "first")
+    version = publish_map(base_version=0, assignments=DEFAULT, note="first")
     assert version.number == 1 and current().assignments == DEFAULT
     assert AuditEntry.objects.get(object_name="v1").changes == {
         "note": "first", "assignments": {c: [None, e] for c, e in sorted(DEFAULT.items())}}
@@ -130,25 +130,25 @@ def test_the_first_map_is_published_on_base_zero_and_records_every_category_as_n
 def test_a_version_number_taken_meanwhile_is_a_stale_base_naming_the_new_current(monkeypatch):
     """Another editor publishes between this one's check and its insert: the unique number refuses the insert."""
     real = services.current_version_number
-    publish_map(1, with_(math="gemma-2-9b-it"))  # the other editor's version 2
+    publish_map(base_version=1, assignments=with_(math="gemma-2-9b-it"))  # the other editor's version 2
     answers = iter([1])  # this editor's check still sees version 1
     monkeypatch.setattr(services, "current_version_number", lambda: next(answers, None) or real())
     monkeypatch.setattr(services, "map_snapshot", lambda number: None)
     with pytest.raises(StaleMapVersion) as exc:
-        publish_map(1, with_(coding="gemma-2-9b-it"))
+        publish_map(base_version=1, assignments=with_(coding="gemma-2-9b-it"))
     assert (exc.value.base, exc.value.current) == (1, 2)
     assert MapVersion.objects.count() == 2 and current().assignments == with_(math="gemma-2-9b-it")
 
 
 def test_a_version_records_its_author_note_and_origin(user):
-    version = publish_map(1, with_(math="gemma-2-9b-it"), "x" * 600, user)
+    version = publish_map(base_version=1, assignments=with_(math="gemma-2-9b-it"), note="x" * 600, user=user)
     assert (version.number, version.author, version.note, version.rolled_back_from) == (2, user, "x" * 500, None)
-    version = publish_map(2, DEFAULT, None, object())  # no note, and an author that is not a saved user
+    version = publish_map(base_version=2, assignments=DEFAULT, note=None, user=object())  # no note, and an author that is not a saved user
     assert (version.number, version.author, version.note) == (3, None, "")
 
 
 def test_publishing_audits_the_changed_categories_only(user):
-    publish_map(1, with_(math="gemma-2-9b-it", coding="gemma-2-27b-it"), "two changes", user)
+    publish_map(base_version=1, assignments=with_(math="gemma-2-9b-it", coding="gemma-2-27b-it"), note="two changes", user=user)
     entry = AuditEntry.objects.get(object_name="v2")
     assert (entry.actor, entry.action, entry.object_type) == (user, "publish", "map")
     assert entry.changes == {"note": "two changes", "assignments": {
@@ -157,20 +157,20 @@ def test_publishing_audits_the_changed_categories_only(user):
 
 def test_a_retired_category_is_audited_as_unmapped():
     Category.objects.filter(name="stem").update(retired=True)
-    publish_map(1, {k: v for k, v in DEFAULT.items() if k != "stem"}, "retire stem")
+    publish_map(base_version=1, assignments={k: v for k, v in DEFAULT.items() if k != "stem"}, note="retire stem")
     assert AuditEntry.objects.get(object_name="v2").changes == {
         "note": "retire stem", "assignments": {"stem": ["llama-3.1-70b-instruct", None]}}
 
 
 def test_an_audit_without_a_saved_user_has_no_actor():
-    publish_map(1, DEFAULT, "", object())
+    publish_map(base_version=1, assignments=DEFAULT, note="", user=object())
     entry = AuditEntry.objects.get(object_name="v2")
     assert entry.actor is None and entry.changes == {"note": "", "assignments": {}}
 
 
 def test_every_version_is_announced_on_the_map_and_dashboard_groups(events, user):
     with events(2) as got:
-        publish_map(1, with_(math="gemma-2-9b-it"), "cheaper", user,
+        publish_map(base_version=1, assignments=with_(math="gemma-2-9b-it"), note="cheaper", user=user,
                     splits={"coding": {"expert": CANARY, "share": 0.25}})
     event = {"event": "map.changed", "data": {
         "version": 2, "assignments": dict(sorted(with_(math="gemma-2-9b-it").items())),
@@ -182,14 +182,14 @@ def test_every_version_is_announced_on_the_map_and_dashboard_groups(events, user
 
 def test_an_event_without_an_author_says_none(events):
     with events(2) as got:
-        publish_map(1, DEFAULT)
+        publish_map(base_version=1, assignments=DEFAULT)
     assert [e["data"]["author"] for _, e in got] == [None, None]
 
 
 # -- splits --------------------------------------------------------------------------------------------------
 
 def test_a_split_is_stored_with_its_expert_and_share_as_a_float():
-    version = publish_map(1, DEFAULT, splits={"math": {"expert": CANARY, "share": 0.25}})
+    version = publish_map(base_version=1, assignments=DEFAULT, splits={"math": {"expert": CANARY, "share": 0.25}})
     row = MapAssignment.objects.get(version=version, category__name="math")
     assert (row.expert.name, row.split_expert.name, row.split_share) == ("qwen2-72b-instruct", CANARY, 0.25)
     assert current().splits == {"math": {"expert": CANARY, "share": 0.25}}
@@ -197,7 +197,7 @@ def test_a_split_is_stored_with_its_expert_and_share_as_a_float():
 
 @pytest.mark.parametrize("share", [1e-9, 0.5, 1 - 1e-9])
 def test_any_share_strictly_between_0_and_1_is_a_split(share):
-    publish_map(1, DEFAULT, splits={"math": {"expert": CANARY, "share": share}})
+    publish_map(base_version=1, assignments=DEFAULT, splits={"math": {"expert": CANARY, "share": share}})
     assert current().splits["math"]["share"] == share
 
 
@@ -227,12 +227,12 @@ def test_splits_must_be_an_object(splits):
 
 def test_every_bad_split_is_named_at_once_in_category_order():
     Expert.objects.filter(name="qwen2-7b-instruct").update(enabled=False)
-    publish_map(1, with_(extraction="gemma-2-27b-it"))
+    publish_map(base_version=1, assignments=with_(extraction="gemma-2-27b-it"))
     refused_splits = {"stem": {"expert": CANARY, "share": 2}, "nowhere": {"expert": CANARY, "share": 0.1},
                       "coding": {"expert": "qwen2-7b-instruct", "share": 0.1}, "math": "half",
                       "writing": {"expert": CANARY, "share": 0.1}}
     with pytest.raises(MapError) as exc:
-        publish_map(2, with_(extraction="gemma-2-27b-it"), splits=refused_splits)
+        publish_map(base_version=2, assignments=with_(extraction="gemma-2-27b-it"), splits=refused_splits)
     assert str(exc.value) == (
         'split of coding: disabled expert qwen2-7b-instruct; split of math must be {"expert": name, "share": '
         'fraction}; split of unmapped category nowhere; split of stem: share must be a fraction between 0 and 1 '
@@ -241,11 +241,11 @@ def test_every_bad_split_is_named_at_once_in_category_order():
 
 
 def test_an_edit_that_does_not_name_splits_keeps_those_that_still_apply():
-    publish_map(1, DEFAULT, splits={"math": {"expert": CANARY, "share": 0.1},
+    publish_map(base_version=1, assignments=DEFAULT, splits={"math": {"expert": CANARY, "share": 0.1},
                                     "stem": {"expert": CANARY, "share": 0.2},
                                     "coding": {"expert": "gemma-2-27b-it", "share": 0.3}})
     Category.objects.filter(name="stem").update(retired=True)
-    publish_map(2, {k: v for k, v in with_(coding="gemma-2-27b-it").items() if k != "stem"})
+    publish_map(base_version=2, assignments={k: v for k, v in with_(coding="gemma-2-27b-it").items() if k != "stem"})
     assert current().splits == {"math": {"expert": CANARY, "share": 0.1}}  # stem retired, coding promoted
     entry = AuditEntry.objects.get(object_name="v3")
     assert entry.changes["splits"] == {"coding": [{"expert": "gemma-2-27b-it", "share": 0.3}, None],
@@ -258,8 +258,8 @@ def test_kept_splits_are_those_whose_category_is_mapped_to_another_expert():
 
 
 def test_splits_given_explicitly_replace_the_current_ones_and_are_audited():
-    publish_map(1, DEFAULT, splits={"math": {"expert": CANARY, "share": 0.1}})
-    publish_map(2, DEFAULT, splits={"math": {"expert": CANARY, "share": 0.2}, "stem": {"expert": CANARY, "share": 0.3}})
+    publish_map(base_version=1, assignments=DEFAULT, splits={"math": {"expert": CANARY, "share": 0.1}})
+    publish_map(base_version=2, assignments=DEFAULT, splits={"math": {"expert": CANARY, "share": 0.2}, "stem": {"expert": CANARY, "share": 0.3}})
     assert current().splits == {"math": {"expert": CANARY, "share": 0.2}, "stem": {"expert": CANARY, "share": 0.3}}
     assert AuditEntry.objects.get(object_name="v3").changes == {"note": "", "assignments": {}, "splits": {
         "math": [{"expert": CANARY, "share": 0.1}, {"expert": CANARY, "share": 0.2}],
@@ -269,10 +269,10 @@ def test_splits_given_explicitly_replace_the_current_ones_and_are_audited():
 # -- rollback ------------------------------------------------------------------------------------------------
 
 def test_rollback_publishes_the_old_assignments_and_splits_on_the_current_version(user, events):
-    publish_map(1, DEFAULT, splits={"math": {"expert": CANARY, "share": 0.4}})
-    publish_map(2, with_(coding="gemma-2-27b-it"), splits={})
+    publish_map(base_version=1, assignments=DEFAULT, splits={"math": {"expert": CANARY, "share": 0.4}})
+    publish_map(base_version=2, assignments=with_(coding="gemma-2-27b-it"), splits={})
     with events(2) as got:
-        version = rollback_map(2, user)
+        version = rollback_map(version_number=2, user=user)
     assert (version.number, version.rolled_back_from, version.note, version.author) == (4, 2, "rollback to v2", user)
     assert current().assignments == DEFAULT and current().splits == {"math": {"expert": CANARY, "share": 0.4}}
     entry = AuditEntry.objects.get(object_name="v4")
@@ -282,16 +282,16 @@ def test_rollback_publishes_the_old_assignments_and_splits_on_the_current_versio
 
 
 def test_rollback_keeps_a_note_given_and_checks_a_base_given():
-    publish_map(1, with_(math=CANARY))
-    assert rollback_map(1, note="undo", base_version=2).note == "undo"
+    publish_map(base_version=1, assignments=with_(math=CANARY))
+    assert rollback_map(version_number=1, note="undo", base_version=2).note == "undo"
     with pytest.raises(StaleMapVersion) as exc:
-        rollback_map(1, base_version=2)
+        rollback_map(version_number=1, base_version=2)
     assert (exc.value.base, exc.value.current) == (2, 3)
 
 
 def test_rollback_to_a_missing_version_is_refused():
     with pytest.raises(MapError, match=r"^no map version 7\.$"):
-        rollback_map(7)
+        rollback_map(version_number=7)
 
 
 # -- expert settings -----------------------------------------------------------------------------------------
@@ -300,7 +300,7 @@ NEW = {"model_id": "example/spare-7b", "parameters": 7_000_000_000}
 
 
 def new_expert(name="spare-7b", **data):
-    return save_expert(name, {**NEW, **data})
+    return save_expert(name=name, data={**NEW, **data})
 
 
 @pytest.mark.parametrize("field, low, high, whole, low_text, high_text", [
@@ -374,7 +374,7 @@ def test_valid_generation_settings_are_kept(generation):
 
 def test_model_validation_names_each_field_in_one_message():
     with pytest.raises(MapError) as exc:
-        save_expert("bad name!", {**NEW, "model_id": "m" * 201})
+        save_expert(name="bad name!", data={**NEW, "model_id": "m" * 201})
     assert str(exc.value) == ("name: Letters, digits, dots, hyphens and underscores, e.g. llama-3.1-70b.; model_id: "
                               "Ensure this value has at most 200 characters (it has 201).")
     assert not Expert.objects.filter(model_id="m" * 201).exists()
@@ -385,7 +385,7 @@ def test_model_validation_joins_a_fields_messages_with_spaces():
         services.clean(Expert(name="", model_id="m", parameters=1))
     assert str(exc.value) == "name: This field cannot be blank."
     with pytest.raises(MapError) as exc:
-        save_expert("!" * 81, NEW)
+        save_expert(name="!" * 81, data=NEW)
     assert str(exc.value) == ("name: Letters, digits, dots, hyphens and underscores, e.g. llama-3.1-70b. Ensure this "
                               "value has at most 80 characters (it has 81).")
 
@@ -429,19 +429,19 @@ def test_a_complete_backend_is_saved(data, upstreams):
 
 def test_changing_how_an_expert_is_served_needs_the_backend_permission(editor, backend_admin, upstreams):
     with pytest.raises(BackendsForbidden) as exc:
-        save_expert("gemma-2-9b-it", {"timeout_s": 5.0, "backend": "openai", "base_url": "http://vllm:8000/v1",
-                                      "description": "d"}, editor)
+        save_expert(name="gemma-2-9b-it", data={"timeout_s": 5.0, "backend": "openai", "base_url": "http://vllm:8000/v1",
+                                      "description": "d"}, user=editor)
     assert str(exc.value) == ("changing backend, base_url, timeout_s needs the expert-backend permission "
                               "(access.edit_backends): ask a backend administrator.")
     assert Expert.objects.get(name="gemma-2-9b-it").timeout_s == 60.0
-    expert = save_expert("gemma-2-9b-it", {"timeout_s": 5.0, "description": "d"}, backend_admin)
+    expert = save_expert(name="gemma-2-9b-it", data={"timeout_s": 5.0, "description": "d"}, user=backend_admin)
     assert (expert.timeout_s, expert.description) == (5.0, "d")
-    save_expert("gemma-2-9b-it", {"timeout_s": 7.0})  # the system (no user) may
+    save_expert(name="gemma-2-9b-it", data={"timeout_s": 7.0})  # the system (no user) may
     assert Expert.objects.get(name="gemma-2-9b-it").timeout_s == 7.0
 
 
 def test_an_editor_may_resend_unchanged_backend_settings_with_a_map_edit(editor):
-    expert = save_expert("gemma-2-9b-it", {"backend": "simulated", "timeout_s": 60.0, "description": "cheap"}, editor)
+    expert = save_expert(name="gemma-2-9b-it", data={"backend": "simulated", "timeout_s": 60.0, "description": "cheap"}, user=editor)
     assert expert.description == "cheap"
 
 
@@ -451,7 +451,7 @@ def test_an_editor_may_resend_unchanged_backend_settings_with_a_map_edit(editor)
                                           ("model_path", "/m"), ("upstream_model", "u"), ("api_key_env", "COE_KEY_A")])
 def test_every_backend_setting_is_the_backend_administrators(field, value, editor, upstreams):
     with pytest.raises(BackendsForbidden, match=f"^changing {field} needs"):
-        save_expert("gemma-2-9b-it", {field: value}, editor)
+        save_expert(name="gemma-2-9b-it", data={field: value}, user=editor)
 
 
 # -- saving experts ------------------------------------------------------------------------------------------
@@ -459,13 +459,13 @@ def test_every_backend_setting_is_the_backend_administrators(field, value, edito
 @pytest.mark.parametrize("data", [{"model_id": "m"}, {"parameters": 7}, {}])
 def test_a_new_expert_needs_its_model_id_and_parameters(data):
     with pytest.raises(MapError, match=r"^a new expert needs model_id and parameters\.$"):
-        save_expert("spare-7b", data)
+        save_expert(name="spare-7b", data=data)
 
 
 def test_creating_and_updating_an_expert_are_audited_with_the_changes_and_announced(user, events):
     with events(2) as got:
-        save_expert("spare-7b", {**NEW, "description": "a spare"}, user)
-        save_expert("spare-7b", {"description": "a spare", "context_length": 4096}, user)
+        save_expert(name="spare-7b", data={**NEW, "description": "a spare"}, user=user)
+        save_expert(name="spare-7b", data={"description": "a spare", "context_length": 4096}, user=user)
     create, update = AuditEntry.objects.filter(object_type="expert").order_by("id")
     assert (create.action, create.actor, create.object_name) == ("create", user, "spare-7b")
     assert create.changes == {"model_id": [None, "example/spare-7b"], "parameters": [None, 7_000_000_000],
@@ -478,16 +478,16 @@ def test_creating_and_updating_an_expert_are_audited_with_the_changes_and_announ
 
 
 def test_an_expert_the_current_map_uses_cannot_be_disabled():
-    publish_map(1, DEFAULT, splits={"stem": {"expert": "qwen2-7b-instruct", "share": 0.2}})
+    publish_map(base_version=1, assignments=DEFAULT, splits={"stem": {"expert": "qwen2-7b-instruct", "share": 0.2}})
     with pytest.raises(MapError) as exc:
-        save_expert("qwen2-7b-instruct", {"enabled": False})
+        save_expert(name="qwen2-7b-instruct", data={"enabled": False})
     assert str(exc.value) == ("expert qwen2-7b-instruct serves extraction, stem in the current map: map those "
                               "categories to another expert first.")
     assert Expert.objects.get(name="qwen2-7b-instruct").enabled
 
 
 def test_an_expert_only_an_older_version_used_can_be_disabled_and_a_new_one_can_start_disabled():
-    publish_map(1, with_(extraction="gemma-2-27b-it"))
-    assert save_expert("qwen2-7b-instruct", {"enabled": False}).enabled is False
+    publish_map(base_version=1, assignments=with_(extraction="gemma-2-27b-it"))
+    assert save_expert(name="qwen2-7b-instruct", data={"enabled": False}).enabled is False
     assert new_expert(enabled=False).enabled is False
-    assert save_expert("gemma-2-27b-it", {"enabled": True}).enabled is True  # enabling is never refused
+    assert save_expert(name="gemma-2-27b-it", data={"enabled": True}).enabled is True  # enabling is never refused

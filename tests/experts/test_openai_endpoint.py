@@ -49,7 +49,7 @@ def expert_for(category):
 def serve_with(name, **backend):
     from experts.services import save_expert
 
-    return save_expert(name, backend)
+    return save_expert(name=name, data=backend)
 
 
 def use_fake(name, fake, **extra):

@@ -25,7 +25,8 @@ def test_two_processes_publishing_on_one_base_exactly_one_wins():
         for r in range(ROUNDS):
             base = current_version_number()
             edits = [{**current_map().assignments, "math": EXPERTS[i], "coding": EXPERTS[(i + r) % 2]} for i in (0, 1)]
-            outcomes = race("publish_map", *[(base, edits[i], f"racer {i}, round {r}") for i in (0, 1)])
+            outcomes = race("publish_map", *[{"base_version": base, "assignments": edits[i],
+                                              "note": f"racer {i}, round {r}"} for i in (0, 1)])
             ok = [i for i, (outcome, _) in enumerate(outcomes) if outcome == "ok"]
             assert len(ok) == 1, f"round {r}: {outcomes}"
             (winner,) = ok
@@ -40,8 +41,8 @@ def test_two_processes_publishing_on_one_base_exactly_one_wins():
 @pytest.mark.parametrize("offset", [-1, 1, 5])
 def test_a_base_other_than_the_current_version_is_refused(offset):
     """Behind (someone published meanwhile) or ahead (a version that does not exist yet): both are stale."""
-    first = publish_map(1, {**current_map().assignments, "math": EXPERTS[0]}, "v2")
+    first = publish_map(base_version=1, assignments={**current_map().assignments, "math": EXPERTS[0]}, note="v2")
     assert first.number == 2
     with pytest.raises(StaleMapVersion, match=f"Map version {2 + offset} is out of date: the current version is 2"):
-        publish_map(2 + offset, {**current_map().assignments, "math": EXPERTS[1]}, "stale")
+        publish_map(base_version=2 + offset, assignments={**current_map().assignments, "math": EXPERTS[1]}, note="stale")
     assert MapVersion.objects.count() == 2 and current_map().assignments["math"] == EXPERTS[0]
