@@ -223,22 +223,22 @@ def generate(rate, seconds, source, fanout_only):
     from coe_site import realtime
     from routing.defaults import seed_examples
     from routing.models import RoutingDecision
-    from routing.selectors import active_router
+    from routing.selectors import active_router, feed_item
     from routing.services import route_prompts
 
     owner = get_user_model().objects.get(username="bench-owner")
     prompts = [p for p, _ in seed_examples()]
     random.Random(0).shuffle(prompts)
     active_router()
-    route_prompts(prompts[:8], source, user=owner)  # warm: embedder, map, connections
+    route_prompts(prompts=prompts[:8], source=source, user=owner)  # warm: embedder, map, connections
     first = (RoutingDecision.objects.order_by("-id").values_list("id", flat=True).first() or 0) + 1
 
     def fake(batch):
         now = time.time()
-        realtime.dashboard.add_decisions([
-            {"id": -1, "user": owner.pk, "source": source, "prompt": p[:120], "category": "math", "confidence": 0.9,
-             "entropy": 0.2, "fallback_reason": "", "expert": "Qwen2-7B-Instruct", "latency_ms": 3.0, "batch": None,
-             "t": now} for p in batch])
+        realtime.dashboard.add_decisions([feed_item(
+            RoutingDecision(id=-1, user_id=owner.pk, source=source, prompt=p, category="math", confidence=0.9,
+                            entropy=0.2, fallback_reason="", latency_ms=3.0), "Qwen2-7B-Instruct", t=now)
+            for p in batch])
 
     print("ready", flush=True)
     sys.stdin.readline()
@@ -250,7 +250,7 @@ def generate(rate, seconds, source, fanout_only):
             if fanout_only:
                 fake(batch)
             else:
-                route_prompts(batch, source, user=owner)
+                route_prompts(prompts=batch, source=source, user=owner)
             cursor, sent = (cursor + due) % len(prompts), sent + due
         time.sleep(max(0.0, max(start + sent / rate, woke + tick) - time.monotonic()))
     elapsed = time.monotonic() - start

@@ -41,7 +41,7 @@ def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
         "window_s": window_s,
         "seconds": [{"t": t, **b} for t, b in sorted(seconds.items())],
         "latencies": [round(r[4], 3) for r in rows[:500]],
-        "feed": redact([{**feed_item(d, d.expert.name if d.expert else None), "t": d.created_at.timestamp()}
+        "feed": redact([feed_item(d, d.expert.name if d.expert else None, t=d.created_at.timestamp())
                         for d in recent], user),
         "batches": redact([batch_progress(b) for b in active.order_by("id")[:50]], user, fields=("name",)),
         "queued": sum(b.total - b.done for b in active.only("total", "done")),

@@ -92,7 +92,7 @@ def link(request, pk):
         value = request.POST.get(f"expert-{model.pk}", "")
         links[model.pk] = int(value) if value.isdigit() else None
     try:
-        link_models(qt, links)
+        link_models(table=qt, links=links)
     except DesignError as exc:
         return _render_table(request, qt, _options(request.POST), error=str(exc), status=400)
     return redirect(reverse("designer:table", args=[pk]) + "?" + request.POST.get("query", ""))
@@ -113,7 +113,7 @@ def apply(request, pk):
         return _render_table(request, qt, options, status=400,
                              error="The form needs a positive, finite budget (parameters) and a base version.")
     try:
-        version = apply_map(qt, budget=budget, base_version=base, user=request.user, **options)
+        version = apply_map(table=qt, budget=budget, base_version=base, user=request.user, **options)
     except StaleMapVersion as exc:
         return _render_table(request, qt, options, error=str(exc), status=409)
     except (DesignError, MapError) as exc:

@@ -54,7 +54,7 @@ def queue_name(queue=None):
 
 
 # -- creating ---------------------------------------------------------------------------------------------
-def create_run(raw, user=None, queue=None):
+def create_run(*, raw, user=None, queue=None):
     """Validate the parameters, store a queued run and wake a worker once the transaction commits."""
     params = P.normalise(raw)
     with transaction.atomic():
@@ -83,7 +83,7 @@ def sweep_grid(raw, machines=(), policies=(), maps=()):
     return grid
 
 
-def create_sweep(raw, machines=(), policies=(), maps=(), user=None, queue=None, name=""):
+def create_sweep(*, raw, machines=(), policies=(), maps=(), user=None, queue=None, name=""):
     """Validate every combination first (all or nothing), store them, and wake a worker per run on commit."""
     grid = sweep_grid(raw, machines, policies, maps)
     if len(grid) < 2:
@@ -215,7 +215,7 @@ def rerun(run):
 
 
 # -- downloads of runs that finished before they were stored ----------------------------------------------
-def request_exports(run):
+def request_exports(*, run):
     """Ask a worker to write the downloads of a finished run that has none (or whose writing failed); True when
     this call queued them (a second request, or one for a run that has them, does nothing)."""
     with transaction.atomic():

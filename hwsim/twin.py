@@ -72,7 +72,7 @@ def _config(params):
                      batch_size=params["batch_size"], snapshot_cap=P.SNAPSHOT_CAP)
 
 
-def start(raw, user=None):
+def start(*, raw, user=None):
     """Enable the twin from the newest decision on (a new generation) and send its first tick on commit."""
     params = normalise(raw)
     with transaction.atomic():

@@ -36,10 +36,11 @@ def index(request):
         if form.is_valid():
             try:
                 if request.POST.get("action") == "compare":
-                    sweep = services.create_sweep(form.raw, form.cleaned_data["compare_machines"],
-                                                  form.cleaned_data["sweep_policies"], form.maps, request.user)
+                    sweep = services.create_sweep(raw=form.raw, machines=form.cleaned_data["compare_machines"],
+                                                  policies=form.cleaned_data["sweep_policies"], maps=form.maps,
+                                                  user=request.user)
                     return redirect("hwsim:sweep", pk=sweep.pk)
-                run = services.create_run(form.raw, request.user)
+                run = services.create_run(raw=form.raw, user=request.user)
                 return redirect("hwsim:run", pk=run.pk)
             except ConfigError as exc:
                 form.add_error(None, str(exc))
@@ -142,7 +143,7 @@ def run_prepare_downloads(request, pk):
     """Queue the one-time writing of a finished run's downloads (a run from before they were stored); any signed-in
     reader may ask, since it happens at most once per run."""
     run = get_object_or_404(SimulationRun.objects.defer("outputs"), pk=pk)
-    services.request_exports(run)
+    services.request_exports(run=run)
     return redirect("hwsim:run", pk=pk)
 
 
@@ -191,7 +192,7 @@ def twin_start(request):
     form = TwinForm(request.POST)
     if form.is_valid():
         try:
-            twin.start(form.raw, request.user)
+            twin.start(raw=form.raw, user=request.user)
             return redirect("hwsim:twin")
         except ConfigError as exc:
             form.add_error(None, str(exc))

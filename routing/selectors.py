@@ -7,7 +7,7 @@ from django.db.models.expressions import Col
 from access.roles import owned_by
 from experts.models import Expert, MapVersion
 from experts.selectors import MapSnapshot, active_categories
-from hwsim.engine import ConfigError, ExpertSpec, SimConfig, get_machine, replay, simulate
+from hwsim.engine import ConfigError, ExpertSpec, switches_for
 
 from .engine.router import Router
 from .models import Batch, BatchChunk, RouterModel, RoutingDecision
@@ -97,14 +97,19 @@ def recent_batches(user, limit=20):
     return list(visible_batches(user).select_related("created_by").order_by("-id")[:limit])
 
 
-def feed_item(decision, expert_name):
-    """The compact, JSON-safe shape of a decision on the live dashboard. ``user`` (the prompt's owner) and ``source``
-    decide who may read ``prompt`` (access.roles.redact)."""
-    return {"id": decision.pk, "user": decision.user_id, "source": decision.source,
+def feed_item(decision, expert_name, *, t=None):
+    """The compact, JSON-safe shape of a decision on the live dashboard: the one builder for the live events
+    (routing.services, stamped with their commit time ``t``), the snapshot's feed (dashboard.selectors, stamped with
+    the decision's creation time) and the websocket benchmark. ``user`` (the prompt's owner) and ``source`` decide
+    who may read ``prompt`` (access.roles.redact). ``t`` (epoch seconds) is included when given."""
+    item = {"id": decision.pk, "user": decision.user_id, "source": decision.source,
             "prompt": decision.prompt[:120], "category": decision.category,
             "confidence": round(decision.confidence, 4), "entropy": round(decision.entropy, 4),
             "fallback_reason": decision.fallback_reason, "expert": expert_name,
             "latency_ms": round(decision.latency_ms, 3), "batch": decision.batch_id}
+    if t is not None:
+        item["t"] = t
+    return item
 
 
 RESULT_FIELDS = ["line", "id", "prompt", "category", "predicted_category", "confidence", "entropy", "margin",
@@ -197,14 +202,9 @@ def impact_preview(draft, n=1000, fallback="general", splits=None):
 
 def _simulated_switches(sequence, prompt_tokens, pool, machine="sn40l-8"):
     """Expert switches the simulator estimates for serving ``sequence`` in order (None if it cannot run)."""
-    names = sorted({e for e in sequence if e in pool})
-    if not names:
-        return 0
-    specs = [ExpertSpec(n, pool[n].parameters, pool[n].bytes_per_parameter) for n in names]
-    records = [{"expert": e, "prompt_tokens": t, "output_tokens": 64, "order": i}
-               for i, (e, t) in enumerate(zip(sequence, prompt_tokens)) if e in pool]
+    used = set(sequence)
+    specs = [ExpertSpec(n, e.parameters, e.bytes_per_parameter) for n, e in pool.items() if n in used]
     try:
-        result = simulate(SimConfig(get_machine(machine), specs, policy="lru"), replay(records, rate=10.0))
+        return switches_for(sequence, prompt_tokens, specs, machine=machine, policy="lru")
     except ConfigError:
         return None
-    return result.summary()["switches"]

@@ -35,8 +35,19 @@ class RoutingInputError(ValueError):
     pass
 
 
-def train_router(prompts=None, labels=None, classifier="auto", user=None, activate=True, progress=None):
-    """Train on (prompts, labels) — by default the categories' seed prompts — and store a new RouterModel."""
+def activate_router(*, router_id):
+    """Make router ``router_id`` the one active router, in one transaction: the old one is switched off before the
+    new one is switched on (the partial unique constraint on is_active allows one active row at any moment). An
+    unknown id raises RouterModel.DoesNotExist and leaves the active router as it was."""
+    with transaction.atomic():
+        RouterModel.objects.filter(is_active=True).exclude(pk=router_id).update(is_active=False)
+        if not RouterModel.objects.filter(pk=router_id).update(is_active=True):
+            raise RouterModel.DoesNotExist(f"no router with id {router_id}")
+
+
+def train_router(*, prompts=None, labels=None, classifier="auto", user=None, activate=True, progress=None):
+    """Train on (prompts, labels) — by default the categories' seed prompts — and store a new RouterModel, made the
+    active one (activate_router) unless ``activate`` is false."""
     if prompts is None:
         prompts, labels = seed_training_data()
     known = {c.name for c in active_categories()}
@@ -49,14 +60,15 @@ def train_router(prompts=None, labels=None, classifier="auto", user=None, activa
     meta = router.meta
     with transaction.atomic():
         version = (RouterModel.objects.aggregate(v=Max("version"))["v"] or 0) + 1
-        if activate:
-            RouterModel.objects.filter(is_active=True).update(is_active=False)
         row = RouterModel.objects.create(
-            version=version, is_active=activate, embedder_id=meta["embedder_id"], classifier=meta["classifier"],
+            version=version, is_active=False, embedder_id=meta["embedder_id"], classifier=meta["classifier"],
             params=meta["params"], thresholds=router.thresholds, categories=router.categories,
             training_data_hash=meta["training_data_hash"], training_size=meta["training_size"],
             metrics={"validation": meta["validation"], "candidates": meta["candidates"], "folds": meta["folds"]},
             artifact=router.to_bytes(), created_by=user)
+        if activate:
+            activate_router(router_id=row.pk)
+            row.is_active = True
     return row
 
 
@@ -91,12 +103,12 @@ def decision_dict(decision, result):
     }
 
 
-def _publish_decisions(items):
+def _publish_decisions(decisions, experts):
     committed = time.time()
-    realtime.dashboard.add_decisions([{**item, "t": committed} for item in items])
+    realtime.dashboard.add_decisions([feed_item(d, e, t=committed) for d, e in zip(decisions, experts)])
 
 
-def route_prompts(prompts, source, *, user=None, fields=None, on_write=None, answer=None):
+def route_prompts(*, prompts, source, user=None, fields=None, on_write=None, answer=None):
     """Route prompts in one batched call and store one RoutingDecision each (one transaction), owned by ``user``.
 
     Returns the public dicts, in input order. ``fields``: optional extra model fields per prompt (batch, line,
@@ -113,7 +125,7 @@ def route_prompts(prompts, source, *, user=None, fields=None, on_write=None, ans
         answers, write_answers = answer(list(prompts), [e["expert"] for e in extras])
         for decision, (expert_id, reason) in zip(decisions, answers):
             decision.answered_by_id, decision.answer_fallback_reason = expert_id, reason[:40]
-    return store_decisions(decisions, extras, on_write=on_write, write_answers=write_answers)
+    return store_decisions(decisions=decisions, extras=extras, on_write=on_write, write_answers=write_answers)
 
 
 def decide_prompts(prompts, source, *, user=None, fields=None, router=None, snapshot=None):
@@ -138,7 +150,7 @@ def decide_prompts(prompts, source, *, user=None, fields=None, router=None, snap
     return decisions, extras
 
 
-def store_decisions(decisions, extras, *, on_write=None, write_answers=None):
+def store_decisions(*, decisions, extras, on_write=None, write_answers=None):
     """Store decisions from decide_prompts in one transaction (see route_prompts for ``on_write`` and
     ``write_answers``); the public dicts, in order. The dashboard hears about them once it commits."""
     with transaction.atomic():
@@ -147,8 +159,8 @@ def store_decisions(decisions, extras, *, on_write=None, write_answers=None):
         RoutingDecision.objects.bulk_create(decisions, batch_size=500)
         if write_answers is not None:
             write_answers(decisions)
-        items = [feed_item(d, e["expert"]) for d, e in zip(decisions, extras)]
-        transaction.on_commit(lambda: _publish_decisions(items))
+        experts = [e["expert"] for e in extras]
+        transaction.on_commit(lambda: _publish_decisions(decisions, experts))
     return [decision_dict(d, e) for d, e in zip(decisions, extras)]
 
 
@@ -204,7 +216,7 @@ def parse_prompt_list(values):
     return items
 
 
-def create_batch(items, name="", user=None, answer=False):
+def create_batch(*, items, name="", user=None, answer=False):
     """Store a batch and its chunks in one transaction; workers are woken for the chunks once it commits.
     ``answer``: also ask each prompt's expert for an answer (smaller chunks: an answer takes seconds, a route ms).
 
@@ -267,8 +279,8 @@ def route_claimed_chunk(chunk_id, token, *, answer=None):
             jobs.send(ANSWER_CHUNK, chunk_id, queue=settings.COE_BATCH_QUEUE)
         return "handed over"
     try:
-        route_prompts([item[1] for item in items], "batch", user=chunk.batch.created_by, fields=fields,
-                      on_write=mark_done, answer=answer)
+        route_prompts(prompts=[item[1] for item in items], source="batch", user=chunk.batch.created_by,
+                      fields=fields, on_write=mark_done, answer=answer)
         outcome = "done"
     except ClaimLost:
         return "lost"
@@ -352,7 +364,7 @@ def reconcile_batches(*, batch_id=None, now=None, idle_s=None):
     return {"woken": len(due), "gave_up": len(exhausted), "finished": finished}
 
 
-def retry_failed_chunks(batch_id):
+def retry_failed_chunks(*, batch_id):
     """Put a batch's failed chunks back to pending (fresh attempts) and reopen it; returns how many."""
     with transaction.atomic():
         lines = {line for items in BatchChunk.objects.filter(batch_id=batch_id, status="failed")
@@ -382,7 +394,7 @@ def demo_prompts(batch_id=None):
     return prompts
 
 
-def run_demo_traffic(rate, prompts, stop, duration=None, tick=0.1):
+def run_demo_traffic(*, rate, prompts, stop, duration=None, tick=0.1):
     """Route ``prompts`` round-robin at ``rate`` prompts/s until ``stop`` (a threading.Event) is set or
     ``duration`` seconds pass. Each tick routes what is due in one batched call. Returns prompts routed."""
     if rate <= 0:
@@ -397,7 +409,7 @@ def run_demo_traffic(rate, prompts, stop, duration=None, tick=0.1):
         if due > 0:
             group = [prompts[(cursor + i) % len(prompts)] for i in range(due)]
             cursor = (cursor + due) % len(prompts)
-            route_prompts(group, "demo")
+            route_prompts(prompts=group, source="demo")
             sent += due
         next_prompt = start + sent / rate
         stop.wait(max(0.0, max(next_prompt, woke + tick) - time.monotonic()))  # routing time counts in the tick
@@ -408,7 +420,7 @@ _demo = {"thread": None, "stop": None, "rate": None, "batch": None}
 _demo_lock = threading.Lock()
 
 
-def start_demo(rate, batch_id=None):
+def start_demo(*, rate, batch_id=None):
     """Start the demo generator in a thread of this (web) process; one at a time."""
     prompts = demo_prompts(batch_id)
     with _demo_lock:
@@ -418,7 +430,7 @@ def start_demo(rate, batch_id=None):
 
         def run():
             try:
-                run_demo_traffic(rate, prompts, stop)
+                run_demo_traffic(rate=rate, prompts=prompts, stop=stop)
             except Exception:
                 log.exception("demo traffic stopped")
             finally:
@@ -444,6 +456,6 @@ def demo_state():
     return {"running": running, "rate": _demo["rate"] if running else None, "batch": _demo["batch"] if running else None}
 
 
-def record_answer(decision_id, expert_id, reason):
+def record_answer(*, decision_id, expert_id, reason):
     """Note on a decision which expert answered and, when it was not the chosen one, why."""
     RoutingDecision.objects.filter(pk=decision_id).update(answered_by_id=expert_id, answer_fallback_reason=reason[:40])

@@ -125,7 +125,7 @@ def plan(model, messages, source="api", user=None):
 
 def store_decision(plan):
     """Store a plan's routing decision now (a stream names it in its first chunk)."""
-    store_decisions([plan.decision], [plan.routed])
+    store_decisions(decisions=[plan.decision], extras=[plan.routed])
 
 
 def _ms(start, end=None):
@@ -227,11 +227,12 @@ def record(plan, *, source, user=None, stream=False, answered_by="", fallback_re
     elif plan.decision.pk is None:
         plan.decision.answered_by_id = expert.pk if expert else None
         plan.decision.answer_fallback_reason = fallback_reason[:40]
-        store_decisions([plan.decision], [plan.routed], write_answers=write_call)
+        store_decisions(decisions=[plan.decision], extras=[plan.routed], write_answers=write_call)
     else:  # a stream's decision, stored before its first chunk
         with transaction.atomic():
             write_call()
-            record_answer(plan.decision.pk, expert.pk if expert else None, fallback_reason)
+            record_answer(decision_id=plan.decision.pk, expert_id=expert.pk if expert else None,
+                          reason=fallback_reason)
     return calls[0]
 
 

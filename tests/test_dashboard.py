@@ -74,7 +74,8 @@ def test_snapshot_needs_login_and_reports_recent_decisions(client, user, active_
     from routing.services import route_prompts
 
     assert client.get("/api/dashboard").status_code == 401
-    route_prompts(["Solve the equation 2x + 3 = 11 for x.", "Write a Java class for a bank account."], "api")
+    route_prompts(prompts=["Solve the equation 2x + 3 = 11 for x.", "Write a Java class for a bank account."],
+                  source="api")
     client.force_login(user)
     snap = client.get("/api/dashboard").json()
     assert [d["category"] for d in snap["feed"]] == ["coding", "math"]
@@ -151,7 +152,7 @@ def test_demo_generator_keeps_its_rate(db, active_router, demo_clock):
     from routing.models import RoutingDecision
     from routing.services import demo_prompts, run_demo_traffic
 
-    sent = run_demo_traffic(2, demo_prompts(), demo_clock, duration=1.6)
+    sent = run_demo_traffic(rate=2, prompts=demo_prompts(), stop=demo_clock, duration=1.6)
     assert sent == 4 == RoutingDecision.objects.filter(source="demo").count()
     assert demo_clock.seen == [(0.0, 1), (0.5, 2), (1.0, 3), (1.5, 4)]  # one prompt every 0.5 s, never early
 
@@ -160,7 +161,7 @@ def test_demo_generator_catches_up_at_most_one_second_at_a_time(db, active_route
     from routing.services import demo_prompts, run_demo_traffic
 
     demo_clock.stall_at = {1: 2.0}  # the first wait oversleeps by 2 s: prompts due at 0.5 … 2.5 s are late
-    sent = run_demo_traffic(2, demo_prompts(), demo_clock, duration=3.2)
+    sent = run_demo_traffic(rate=2, prompts=demo_prompts(), stop=demo_clock, duration=3.2)
     # at 2.5 s five are due but one second's worth (2) go at once; the rest follow on the following ticks
     assert demo_clock.seen == [(0.0, 1), (2.5, 3), (2.6, 5), (2.7, 6), (3.0, 7)]
     assert sent == 7
@@ -177,7 +178,7 @@ def test_demo_traffic_command_replays_a_batch(db, active_router, demo_clock, mon
     from routing.services import create_batch
 
     monkeypatch.setattr(demo_traffic, "threading", types.SimpleNamespace(Event=lambda: demo_clock))
-    batch = create_batch([Item(1, "Integrate x^2 from 0 to 1."), Item(2, "Tell me a joke.")], "demo source")
+    batch = create_batch(items=[Item(1, "Integrate x^2 from 0 to 1."), Item(2, "Tell me a joke.")], name="demo source")
     call_command("demo_traffic", rate=10, duration=1.0, batch=batch.pk)
     prompts = list(RoutingDecision.objects.filter(source="demo").order_by("id").values_list("prompt", flat=True))
     assert prompts == ["Integrate x^2 from 0 to 1.", "Tell me a joke."] * 5  # 10/s for 1 s, round-robin
@@ -222,7 +223,8 @@ async def _decision_reaches_client(user):
     assert (await comm.connect(timeout=5))[0]
     assert (await comm.receive_json_from(timeout=5))["event"] == "hello"
     sent = time.time()
-    await sync_to_async(route_prompts)(["Differentiate sin(x) * x^2."], "api", user=user)  # the socket's own prompt
+    # the socket's own prompt
+    await sync_to_async(route_prompts)(prompts=["Differentiate sin(x) * x^2."], source="api", user=user)
     message = await comm.receive_json_from(timeout=10)
     assert message["event"] == "dashboard.summary"
     data = message["data"]

@@ -58,12 +58,13 @@ def test_metrics_count_what_happened(active_router, settings):
 
     settings.COE_METRICS_ALLOWED_NETWORKS = ["127.0.0.1/32"]
     user = make_user("ops", "Operators")
-    routed = route_prompts(["Solve 2x + 3 = 11 for x.", "Write a sonnet about rain.", "Integrate x^2 dx."], "api",
-                           user=user)
+    routed = route_prompts(prompts=["Solve 2x + 3 = 11 for x.", "Write a sonnet about rain.", "Integrate x^2 dx."],
+                           source="api", user=user)
     expert = Expert.objects.get(name=routed[0]["expert"])
     ExpertCall.objects.create(requested_model="coe", primary=expert, expert=expert, status="ok", ttft_ms=120.0)
     ExpertCall.objects.create(requested_model="coe", primary=expert, status="error")
-    create_batch([Item(1, "a"), Item(2, "b")], "backlog", user)  # queued: its wake-ups never commit in this test
+    # queued: its wake-ups never commit in this test
+    create_batch(items=[Item(1, "a"), Item(2, "b")], name="backlog", user=user)
     text = Client(REMOTE_ADDR="127.0.0.1").get("/metrics").content.decode()
     f = families(text)
     decisions = {(s.labels["category"], s.labels["expert"]): s.value for s in f["coe_decisions"].samples

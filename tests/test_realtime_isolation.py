@@ -57,11 +57,13 @@ async def test_each_socket_sees_only_what_its_user_may_read(active_router):
     sockets = {name: await connect(token) for name, token in tokens.items()}
 
     def traffic():
-        alice = route_prompts(["Alice asks: integrate x squared from zero to one."], "api", user=people["alice"])
-        bob = route_prompts(["Bob asks: write a Python function that reverses a list."], "page", user=people["bob"])
-        demo = route_prompts(["A demo prompt: what is the capital of France?"], "demo")
-        batch = create_batch([Item(1, "Alice's batch prompt about prime numbers.", "", "")],
-                             "alice-quarterly-secrets", user=people["alice"])
+        alice = route_prompts(prompts=["Alice asks: integrate x squared from zero to one."], source="api",
+                              user=people["alice"])
+        bob = route_prompts(prompts=["Bob asks: write a Python function that reverses a list."], source="page",
+                            user=people["bob"])
+        demo = route_prompts(prompts=["A demo prompt: what is the capital of France?"], source="demo")
+        batch = create_batch(items=[Item(1, "Alice's batch prompt about prime numbers.", "", "")],
+                             name="alice-quarterly-secrets", user=people["alice"])
         return alice[0]["id"], bob[0]["id"], demo[0]["id"], batch.pk
 
     alice_id, bob_id, demo_id, batch_id = await sync_to_async(traffic)()

@@ -52,8 +52,8 @@ async def test_a_socket_survives_a_redis_outage_and_catches_up(tmp_path, user, a
         redis.stop()
         assert await next_event(comm, "stream", 15) == {"state": "interrupted"}  # told, not closed
         started = time.monotonic()
-        during = (await sync_to_async(route_prompts)(["Routed during the outage: factor x^2 - 9."], "api",
-                                                     user=user))[0]["id"]
+        during = (await sync_to_async(route_prompts)(prompts=["Routed during the outage: factor x^2 - 9."],
+                                                     source="api", user=user))[0]["id"]
         assert time.monotonic() - started < 5  # the write is not held up by the dead bus
         client = Client()
         await sync_to_async(client.force_login)(user)
@@ -71,7 +71,7 @@ async def test_a_socket_survives_a_redis_outage_and_catches_up(tmp_path, user, a
         async def keep_routing():  # new events flow again (one published in the publisher's 1 s pause is lost)
             while not stop.is_set():
                 routed.extend(d["id"] for d in await sync_to_async(route_prompts)(
-                    ["After the outage: integrate 2x."], "api", user=user))
+                    prompts=["After the outage: integrate 2x."], source="api", user=user))
                 await asyncio.sleep(0.3)
 
         router = asyncio.create_task(keep_routing())

@@ -166,7 +166,7 @@ async def test_losing_the_auditor_role_stops_showing_others_prompts(active_route
     comm, _ = await token_socket(auditor)
 
     async def next_prompt(text):
-        decision_id = (await sync_to_async(route_prompts)([text], "api", user=owner))[0]["id"]
+        decision_id = (await sync_to_async(route_prompts)(prompts=[text], source="api", user=owner))[0]["id"]
         while True:
             message = await comm.receive_json_from(timeout=10)
             for d in message["data"].get("decisions", []) if message["event"] == "dashboard.summary" else []:

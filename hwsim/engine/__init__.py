@@ -9,6 +9,7 @@ Typical use:
 """
 from .costs import CostModel, decode_tokens_per_s
 from .errors import ConfigError
+from .estimates import switches_for
 from .experts import ExpertSpec, expert_from_dict, uniform_experts
 from .memory import Layout
 from .metrics import SimResult
@@ -25,5 +26,5 @@ __all__ = [
     "Layout", "Machine", "Param", "SimConfig", "SimResult", "Simulator", "Workload", "chrome_trace",
     "coe_latency_report", "decode_tokens_per_s", "expert_from_dict", "get_machine", "hot_set", "load_path",
     "loading_preset", "machine_from_dict", "markdown_sensitivity", "markdown_table", "replay", "sensitivity",
-    "simulate", "synthetic", "to_csv", "uniform_experts", "validate",
+    "simulate", "switches_for", "synthetic", "to_csv", "uniform_experts", "validate",
 ]

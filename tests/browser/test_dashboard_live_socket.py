@@ -58,13 +58,14 @@ def test_the_dashboard_rides_out_a_redis_outage(browser, tmp_path, user, active_
 
         redis.stop()
         banner(dash, "Live updates interrupted")
-        route_prompts(["Routed while Redis was down: factor x^2 - 9."], "api", user=user)  # its live event is lost
+        # its live event is lost
+        route_prompts(prompts=["Routed while Redis was down: factor x^2 - 9."], source="api", user=user)
         redis.start()
         live(dash)
         in_feed(dash, "Routed while Redis was down")
 
         for n in range(10):  # live again (an event published in the publisher's 1 s pause after a failure is lost)
-            route_prompts([f"Routed after the outage, number {n}: integrate 2x."], "api", user=user)
+            route_prompts(prompts=[f"Routed after the outage, number {n}: integrate 2x."], source="api", user=user)
             try:
                 in_feed(dash, f"number {n}:", timeout=2000)
                 break

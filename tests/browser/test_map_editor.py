@@ -14,7 +14,8 @@ def staff(db):
 def test_edit_preview_save_diff_rollback(login, staff, active_router, live_server):
     from routing.services import route_prompts
 
-    route_prompts(["Solve 2x + 3 = 11.", "Find the derivative of x^4.", "Write a poem about rain."], "api")
+    route_prompts(prompts=["Solve 2x + 3 = 11.", "Find the derivative of x^4.", "Write a poem about rain."],
+                  source="api")
     page = login("boss", "boss-pass-123")
     page.goto(f"{live_server.url}/map/")
     assert page.inner_text("#map-version") == "v1"
@@ -44,7 +45,7 @@ def test_split_part_of_a_category_to_a_canary(login, staff, active_router, live_
     from routing.services import route_prompts
 
     prompts = [f"Solve {i}x + 3 = {i + 11} for x." for i in range(12)]
-    decisions = route_prompts(prompts, "api")
+    decisions = route_prompts(prompts=prompts, source="api")
     maths = [p for p, d in zip(prompts, decisions) if d["category"] == "math"]
     page = login("boss", "boss-pass-123")
     page.goto(f"{live_server.url}/map/")

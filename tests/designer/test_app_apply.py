@@ -24,7 +24,7 @@ def test_apply_publishes_the_budget_map_and_keeps_uncovered_categories(table, us
     before = current_map()
     d = design(table, cost="total")
     # cheapest map that sends coding and math to the big model: 0.25*(7.6+7.6) + 0.5*72.7
-    version = apply_map(table, budget=0.5 * 7.6 + 0.5 * 72.7, base_version=before.version, user=user)
+    version = apply_map(table=table, budget=0.5 * 7.6 + 0.5 * 72.7, base_version=before.version, user=user)
     assert version.number == before.version + 1 and version.author == user
     after = current_map()
     assert after.version == version.number
@@ -37,12 +37,12 @@ def test_apply_publishes_the_budget_map_and_keeps_uncovered_categories(table, us
 def test_stale_base_and_unlinked_models_are_refused(table, user):
     current = current_version_number()
     with pytest.raises(StaleMapVersion):
-        apply_map(table, budget=100, base_version=current - 1, user=user)
+        apply_map(table=table, budget=100, base_version=current - 1, user=user)
     TableModel.objects.filter(table=table, name="qwen2-72b-instruct").update(expert=None)
     with pytest.raises(DesignError, match="Link these models to experts first: qwen2-72b-instruct"):
-        apply_map(table, budget=100, base_version=current, user=user)
+        apply_map(table=table, budget=100, base_version=current, user=user)
     with pytest.raises(DesignError, match="No map costs 1 B or less"):
-        apply_map(table, budget=1, base_version=current, user=user)
+        apply_map(table=table, budget=1, base_version=current, user=user)
     assert current_version_number() == current
 
 
@@ -50,7 +50,7 @@ def test_categories_unknown_to_the_router_are_a_map_error(db, user):
     scores = b"category,model,score\nCreative Tasks,qwen2-7b-instruct,1\nCreative Tasks,qwen2-72b-instruct,2\n"
     t = import_table(name="wb", kind="category", scores=("c.csv", scores), models=("m.csv", MODELS))
     with pytest.raises(MapError, match="unknown category: Creative Tasks"):
-        apply_map(t, budget=100, base_version=current_version_number(), user=user)
+        apply_map(table=t, budget=100, base_version=current_version_number(), user=user)
 
 
 def test_apply_view_requires_permission(client, table, user):
@@ -88,7 +88,7 @@ def test_frequencies_from_routed_traffic(table, active_router):
         design(table, freq_source="traffic")
     from routing.services import route_prompts
 
-    route_prompts(["Compose a sonnet about the sea at dawn."] * 3 + ["Solve 4x - 2 = 10 for x."], "cli")
+    route_prompts(prompts=["Compose a sonnet about the sea at dawn."] * 3 + ["Solve 4x - 2 = 10 for x."], source="cli")
     d = design(table, freq_source="traffic")
     freq = dict(zip(d.problem.categories, d.problem.freq))
     assert freq == {"coding": 0.0, "general": 0.0, "math": 0.25, "writing": 0.75}
@@ -99,7 +99,7 @@ def test_apply_with_one_split_category_spends_the_budget_exactly(table, user):
 
     before = current_map()
     step = 0.25 * (72.7 - 7.6)  # moving one category (a quarter of the prompts) to the big model
-    version = apply_map(table, budget=7.6 + 1.5 * step, base_version=before.version, user=user, splits=True)
+    version = apply_map(table=table, budget=7.6 + 1.5 * step, base_version=before.version, user=user, splits=True)
     after = current_map()
     assert after.version == version.number and after.assignments["math"] == "qwen2-72b-instruct"  # gains 7: first
     assert after.assignments["coding"] == "qwen2-7b-instruct"  # gains 6: next, half of it
@@ -109,8 +109,8 @@ def test_apply_with_one_split_category_spends_the_budget_exactly(table, user):
     assert data["costs"] == pytest.approx([7.6 + k * step for k in range(5)])
     assert data["qualities"][:3] == pytest.approx([(2 + 3 + 6 + 8) / 4, (9 + 3 + 6 + 8) / 4, (9 + 9 + 6 + 8) / 4])
     # a deterministic apply keeps the split where the table's map leaves coding alone
-    apply_map(table, budget=7.6 + 1.5 * step, base_version=version.number, user=user)
+    apply_map(table=table, budget=7.6 + 1.5 * step, base_version=version.number, user=user)
     assert current_map().splits == {"coding": {"expert": "qwen2-72b-instruct", "share": pytest.approx(0.5)}}
     # a split apply at a vertex ends the table's categories' earlier splits
-    apply_map(table, budget=7.6 + 2 * step, base_version=version.number + 1, user=user, splits=True)
+    apply_map(table=table, budget=7.6 + 2 * step, base_version=version.number + 1, user=user, splits=True)
     assert current_map().splits == {} and current_map().assignments["coding"] == "qwen2-72b-instruct"

@@ -93,7 +93,7 @@ def test_rollback(editor):
 
 
 def test_preview_remaps_recent_decisions(user, active_router):
-    route_prompts(["Solve 3x + 1 = 10 for x.", "Integrate x^2 dx.", "Write a haiku about frost."], "api")
+    route_prompts(prompts=["Solve 3x + 1 = 10 for x.", "Integrate x^2 dx.", "Write a haiku about frost."], source="api")
     draft = {**current_map().assignments, "math": "qwen2-7b-instruct"}
     r = call(user, "post", "/api/map/preview", {"assignments": draft, "n": 1000})
     assert r.status_code == 200

@@ -61,7 +61,7 @@ def upload(settings):
     settings.COE_BATCH_QUEUE = f"nobody-{uuid.uuid4().hex[:6]}"
     settings.COE_BATCH_CHUNK_SIZE = CHUNK
     items = [Item(i + 1, f"Question {i}: what is {i} times {i + 3}? Show the steps.") for i in range(TOTAL)]
-    return create_batch(items, "fault test")
+    return create_batch(items=items, name="fault test")
 
 
 def exactly_once(batch):

@@ -19,9 +19,9 @@ def staff_client(client, staff):
 def test_run_page_labels_predictions_and_lists_calibrated_inputs(staff_client, inline_jobs,
                                                                  django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.create_run({"machine": {"preset": "dgx-h100-nvme"},
-                                   "experts": {"source": "uniform", "count": 20, "params": 7e9},
-                                   "workload": {"requests": 50}})
+        run = services.create_run(raw={"machine": {"preset": "dgx-h100-nvme"},
+                                       "experts": {"source": "uniform", "count": 20, "params": 7e9},
+                                       "workload": {"requests": 50}})
     page = staff_client.get(reverse("hwsim:run", args=[run.pk])).content.decode()
     assert 'id="summary-label">predicted<' in page and 'id="machine-inputs"' in page
     assert page.count('class="kind-calibrated">calibrated<') == 2  # link_bw (ServerlessLLM) and step_overhead

@@ -29,7 +29,7 @@ def test_a_run_reports_progress_and_stores_its_outputs(inline_jobs, hwsim_events
                                                        monkeypatch):
     monkeypatch.setattr(services, "PROGRESS_EVERY_S", 0.0)  # report every step, however fast the machine
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.create_run({"workload": {"requests": 3000}, "seed": 1})
+        run = services.create_run(raw={"workload": {"requests": 3000}, "seed": 1})
     run.refresh_from_db()
     assert run.status == "done" and run.progress_done == run.progress_total == 3000 and run.progress_pct == 100
     assert run.summary["requests"] == 3000 and run.finished_at >= run.started_at
@@ -43,7 +43,7 @@ def test_a_run_reports_progress_and_stores_its_outputs(inline_jobs, hwsim_events
 
 def test_a_duplicate_delivery_does_nothing(inline_jobs, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        run = services.create_run(SMALL)
+        run = services.create_run(raw=SMALL)
     run.refresh_from_db()
     finished, summary = run.finished_at, run.summary
     assert run_simulation.apply(args=[run.pk]).get() == "skipped"
@@ -74,7 +74,7 @@ def test_bad_data_fails_the_run_with_a_reason(inline_jobs, make_decisions, djang
 
     make_decisions([("coding", 20)] * 3)
     run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(
-        {"workload": {"kind": "replay", "source": "recent", "count": 3}}))
+        raw={"workload": {"kind": "replay", "source": "recent", "count": 3}}))
     RoutingDecision.objects.all().delete()  # gone before the worker got to it
     assert run_simulation.apply(args=[run.pk]).get() == "failed"
     run.refresh_from_db()
@@ -86,7 +86,7 @@ def test_an_outage_retries_with_backoff_keeping_the_claim(inline_jobs, django_ca
     """A database outage mid-run is not the run's failure: the task retries (same claim) and the run finishes."""
     from hwsim import parameters
 
-    run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(SMALL))
+    run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(raw=SMALL))
     build, calls, delays = parameters.build, [], []
 
     def flaky_build(params):
@@ -106,8 +106,8 @@ def test_an_outage_retries_with_backoff_keeping_the_claim(inline_jobs, django_ca
 
 def test_a_sweep_runs_every_combination_and_stores_a_comparison(inline_jobs, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):
-        sweep = services.create_sweep({"experts": {"source": "uniform", "count": 60, "params": 6.74e9},
-                                       "workload": {"requests": 400, "zipf_s": 0.5, "rate": 0.5}, "seed": 5},
+        sweep = services.create_sweep(raw={"experts": {"source": "uniform", "count": 60, "params": 6.74e9},
+                                           "workload": {"requests": 400, "zipf_s": 0.5, "rate": 0.5}, "seed": 5},
                                       machines=["sn40l-8", "dgx-h100"], policies=["lru", "lfu"])
     sweep.refresh_from_db()
     assert sweep.status == "done" and sweep.finished_at is not None
@@ -124,7 +124,7 @@ def test_a_sweep_runs_every_combination_and_stores_a_comparison(inline_jobs, dja
 
 def test_a_sweep_finishes_when_its_last_run_does(inline_jobs, django_capture_on_commit_callbacks, hwsim_events):
     sweep = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_sweep(
-        SMALL, machines=["sn40l-8", "dgx-h100", "dgx-a100"]))
+        raw=SMALL, machines=["sn40l-8", "dgx-h100", "dgx-a100"]))
     first, second, last = sweep.runs.order_by("id")
     assert run_simulation.apply(args=[first.pk]).get() == "done"
     SimulationRun.objects.filter(pk=second.pk).update(status="failed", error="gave up")
@@ -148,7 +148,7 @@ def test_finishing_a_sweep_twice_keeps_the_first_result():
 # -- the reconciler --------------------------------------------------------------------------------------
 def test_the_reconciler_runs_a_run_whose_wake_up_was_lost(inline_jobs, settings, django_capture_on_commit_callbacks):
     settings.COE_RECONCILE_IDLE_S = 60
-    run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(SMALL))
+    run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(raw=SMALL))
     assert services.reconcile_simulations()["runs_woken"] == 0  # woken a moment ago: its message may be on its way
     assert SimulationRun.objects.get(pk=run.pk).status == "queued"
     later = timezone.now() + timedelta(seconds=61)
@@ -163,7 +163,7 @@ def test_the_reconciler_runs_a_run_whose_wake_up_was_lost(inline_jobs, settings,
 def test_the_reconciler_takes_over_a_stale_claim_and_the_old_worker_writes_nothing(
         inline_jobs, settings, django_capture_on_commit_callbacks):
     settings.HWSIM_RUN_STALE_S = 60
-    run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(SMALL))
+    run = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_run(raw=SMALL))
     dead = services.claim_run(run.pk)  # a worker claimed it and died
     assert services.reconcile_simulations()["runs_woken"] == 0  # a live claim is respected
     SimulationRun.objects.filter(pk=run.pk).update(claimed_at=timezone.now() - timedelta(seconds=61))
@@ -178,10 +178,10 @@ def test_the_reconciler_takes_over_a_stale_claim_and_the_old_worker_writes_nothi
 
 def test_the_reconciler_finishes_a_sweep_whose_runs_all_ended(inline_jobs, django_capture_on_commit_callbacks):
     sweep = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_sweep(
-        SMALL, machines=["sn40l-8", "dgx-h100"]))
+        raw=SMALL, machines=["sn40l-8", "dgx-h100"]))
     SimulationRun.objects.filter(sweep=sweep).update(status="failed", error="worker lost")  # nobody closed it
     other = lost_wake_up(django_capture_on_commit_callbacks, lambda: services.create_sweep(
-        SMALL, machines=["sn40l-8", "dgx-h100"]))
+        raw=SMALL, machines=["sn40l-8", "dgx-h100"]))
     SimulationRun.objects.filter(pk=other.runs.order_by("id")[0].pk).update(status="done")
     counts = services.reconcile_simulations(now=timezone.now())  # the other sweep's queued run is not idle yet
     assert counts["sweeps_finished"] == 1

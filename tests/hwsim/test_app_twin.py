@@ -24,12 +24,12 @@ def test_the_twin_consumes_new_decisions_and_publishes_occupancy(active_router, 
                                                                  django_capture_on_commit_callbacks):
     from routing.services import route_prompts
 
-    route_prompts(PROMPTS[:1], "api")  # before the twin starts: not consumed
+    route_prompts(prompts=PROMPTS[:1], source="api")  # before the twin starts: not consumed
     with django_capture_on_commit_callbacks(execute=True):
-        state = twin.start({"machine": {"preset": "sn40l-8"}, "policy": "lru"})
+        state = twin.start(raw={"machine": {"preset": "sn40l-8"}, "policy": "lru"})
     state.refresh_from_db()
     assert state.enabled and state.ticks == 1 and state.snapshot["fed"] == 0  # the first tick, and only it, ran
-    decisions = route_prompts(PROMPTS, "api")
+    decisions = route_prompts(prompts=PROMPTS, source="api")
     with django_capture_on_commit_callbacks(execute=True):
         assert twin.tick(state.pk, state.generation) == 2
     state.refresh_from_db()
@@ -48,8 +48,8 @@ def test_a_duplicate_or_stale_tick_changes_nothing(active_router, inline_jobs, d
     from routing.services import route_prompts
 
     with django_capture_on_commit_callbacks(execute=True):
-        state = twin.start({})
-    route_prompts(PROMPTS, "api")
+        state = twin.start(raw={})
+    route_prompts(prompts=PROMPTS, source="api")
     stale = LiveTwin.objects.get(pk=state.pk)  # a second delivery that read the row before the first won
     assert twin.tick(state.pk, stale.generation) == stale.ticks + 1
     after = LiveTwin.objects.get(pk=state.pk)
@@ -78,8 +78,8 @@ def test_the_twin_keeps_ticking_after_a_lost_tick(active_router, inline_jobs, dj
     from routing.services import route_prompts
 
     with django_capture_on_commit_callbacks(execute=True):
-        state = twin.start({})
-    decisions = route_prompts(PROMPTS, "api")
+        state = twin.start(raw={})
+    decisions = route_prompts(prompts=PROMPTS, source="api")
     assert twin.reconcile_twin() == {"twins_woken": 0}  # it ticked a moment ago: its next tick is on its way
     assert LiveTwin.objects.get(pk=state.pk).ticks == 1
     later = timezone.now() + timedelta(seconds=twin.TICK_LATE_S + 1)
@@ -96,7 +96,7 @@ def test_embedded_ticks_schedule_themselves_on_background_threads(active_router,
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.COE_JOBS_IN_BACKGROUND = True
     monkeypatch.setattr(twin, "TICK_SECONDS", 0.2)
-    state = twin.start({})
+    state = twin.start(raw={})
     deadline = time.monotonic() + 60
     while LiveTwin.objects.get(pk=state.pk).ticks < 4 and time.monotonic() < deadline:
         time.sleep(0.1)
@@ -111,12 +111,12 @@ def test_a_new_process_rebuilds_the_same_state(active_router, inline_jobs, djang
     from routing.services import route_prompts
 
     with django_capture_on_commit_callbacks(execute=True):
-        state = twin.start({"policy": "lfu"})
-    route_prompts(PROMPTS, "api")
+        state = twin.start(raw={"policy": "lfu"})
+    route_prompts(prompts=PROMPTS, source="api")
     twin.tick(state.pk, state.generation)
     kept = LiveTwin.objects.get(pk=state.pk).snapshot
     twin._states.clear()  # as if the next tick ran in another worker
-    route_prompts(PROMPTS[:2], "api")
+    route_prompts(prompts=PROMPTS[:2], source="api")
     assert twin.tick(state.pk, state.generation) is not None
     snap = LiveTwin.objects.get(pk=state.pk).snapshot
     assert snap["fed"] == len(PROMPTS) + 2 and snap["switches"] >= kept["switches"]
@@ -126,4 +126,4 @@ def test_the_twin_refuses_policies_that_need_the_future():
     from hwsim.engine import ConfigError
 
     with pytest.raises(ConfigError, match="lru, lfu"):
-        twin.start({"policy": "belady"})
+        twin.start(raw={"policy": "belady"})

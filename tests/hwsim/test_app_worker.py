@@ -18,7 +18,7 @@ def test_a_sweep_runs_on_a_real_worker_and_its_last_run_closes_it(settings):
     from hwsim.models import SimulationRun, Sweep
 
     with celery_worker() as queue:
-        sweep = services.create_sweep({"workload": {"requests": 500}, "seed": 9},
+        sweep = services.create_sweep(raw={"workload": {"requests": 500}, "seed": 9},
                                       machines=["sn40l-8", "dgx-h100", "dgx-a100"], queue=queue)
         wait_for(lambda: Sweep.objects.get(pk=sweep.pk).status == "done", what="the last run to close the sweep")
     sweep.refresh_from_db()
@@ -59,6 +59,6 @@ def test_the_live_twin_ticks_on_its_own_on_a_real_worker(settings):
 
     with celery_worker() as queue:
         settings.HWSIM_CELERY_QUEUE = queue
-        state = twin.start({})  # the first tick now; each one sends the next, TICK_SECONDS later
+        state = twin.start(raw={})  # the first tick now; each one sends the next, TICK_SECONDS later
         wait_for(lambda: LiveTwin.objects.get(pk=state.pk).ticks >= 3, what="three ticks")
         twin.stop()

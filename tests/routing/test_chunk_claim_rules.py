@@ -79,7 +79,7 @@ def items(n, start=1, label=""):
 
 def batch_of(settings, n=6, size=2, user=None, **kw):
     settings.COE_BATCH_CHUNK_SIZE = size
-    return services.create_batch(items(n), "b", user, **kw)
+    return services.create_batch(items=items(n), name="b", user=user, **kw)
 
 
 def chunks(batch):
@@ -113,7 +113,7 @@ def test_a_batch_is_split_into_chunks_in_order_and_each_chunks_worker_is_woken_o
 def test_a_batch_to_answer_uses_the_smaller_answer_chunks_and_counts_its_labels(settings, woken):
     settings.COE_BATCH_ANSWER_CHUNK_SIZE, settings.COE_BATCH_CHUNK_SIZE = 3, 100
     labelled = items(2, label="math") + items(5, start=3)
-    batch = services.create_batch(labelled, "n" * 250, answer=True)
+    batch = services.create_batch(items=labelled, name="n" * 250, answer=True)
     assert (batch.answer, batch.labelled, batch.total, len(batch.name)) == (True, 2, 7, 200)
     assert [len(c.items) for c in chunks(batch)] == [3, 3, 1]
 
@@ -144,7 +144,7 @@ def test_a_chunk_to_answer_woken_as_a_plain_route_is_handed_to_serving_unrouted(
 
 
 def test_a_batch_needs_no_name_nor_owner_and_only_routes_by_default(settings):
-    batch = services.create_batch(items(2))
+    batch = services.create_batch(items=items(2))
     assert (batch.name, batch.created_by, batch.answer) == ("", None, False)
 
 
@@ -221,8 +221,8 @@ def test_claiming_one_chunk_leaves_the_others_alone(settings):
 # -- running a chunk -----------------------------------------------------------------------------------------
 
 def test_a_chunk_run_stores_one_decision_per_prompt_with_its_line_id_and_owner(settings, user, progress):
-    batch = services.create_batch([Item(4, "what is 2 + 2", "q-1", "math"), Item(9, "hello there", "", "")], "t",
-                                  user)
+    batch = services.create_batch(items=[Item(4, "what is 2 + 2", "q-1", "math"), Item(9, "hello there", "", "")],
+                                  name="t", user=user)
     chunk = chunks(batch)[0]
     assert services.process_chunk(chunk.pk) == "done"
     rows = list(RoutingDecision.objects.filter(batch=batch).order_by("line").values_list(
@@ -527,7 +527,7 @@ def test_retrying_puts_failed_chunks_back_fresh_and_drops_only_their_errors(sett
     BatchChunk.objects.filter(pk=c.pk).update(status="done")
     Batch.objects.filter(pk=batch.pk).update(status="failed", finished_at=T, errors=[
         {"line": 1, "message": "x"}, {"line": 2, "message": "x"}, {"line": 9, "message": "upload note"}])
-    assert services.retry_failed_chunks(batch.pk) == 1
+    assert services.retry_failed_chunks(batch_id=batch.pk) == 1
     a.refresh_from_db()
     assert (a.status, a.attempts, a.claimed_by, a.claimed_at, a.queued_at, a.last_error) == (
         "pending", 0, "", None, None, "")
@@ -541,7 +541,7 @@ def test_retrying_a_batch_without_failed_chunks_changes_nothing(settings):
     BatchChunk.objects.filter(batch=other).update(status="failed")
     BatchChunk.objects.filter(batch=batch).update(status="done")
     Batch.objects.filter(pk=batch.pk).update(status="done", finished_at=T, errors=[{"line": 1, "message": "x"}])
-    assert services.retry_failed_chunks(batch.pk) == 0
+    assert services.retry_failed_chunks(batch_id=batch.pk) == 0
     batch.refresh_from_db()
     assert (batch.status, batch.finished_at, batch.errors) == ("done", T, [{"line": 1, "message": "x"}])
     assert [c.status for c in chunks(other)] == ["failed"]

@@ -27,7 +27,8 @@ def sent(monkeypatch, settings):
 
 def batch_of(user, n=6, size=2, settings=None):
     settings.COE_BATCH_CHUNK_SIZE = size
-    return services.create_batch([Item(i + 1, f"Solve {i} + {i} step by step.") for i in range(n)], "b", user)
+    return services.create_batch(items=[Item(i + 1, f"Solve {i} + {i} step by step.") for i in range(n)], name="b",
+                                 user=user)
 
 
 def test_lost_wake_ups_are_sent_again_after_the_idle_time(sent, user, settings):

@@ -18,7 +18,7 @@ def make_batch(n=5, chunk_size=5, settings=None):
     settings.COE_BATCH_CHUNK_SIZE = chunk_size
     settings.CELERY_TASK_ALWAYS_EAGER = True
     settings.COE_JOBS_IN_BACKGROUND = False
-    return services.create_batch([Item(i + 1, PROMPTS[i % len(PROMPTS)]) for i in range(n)], "t")
+    return services.create_batch(items=[Item(i + 1, PROMPTS[i % len(PROMPTS)]) for i in range(n)], name="t")
 
 
 def test_a_stale_claim_is_taken_over_and_the_old_worker_writes_nothing(db, active_router, settings):

@@ -32,7 +32,7 @@ def test_killed_worker_loses_nothing_and_duplicates_nothing(active_router, setti
     settings.COE_CHUNK_STALE_S = 4  # as the workers' (tests/workers.py)
     total = 800
     items = [Item(i + 1, f"Question {i}: what is {i} plus {i * 7}? Explain step by step.") for i in range(total)]
-    batch = create_batch(items, "kill test")  # autocommit: the 20 chunk tasks go to Redis now
+    batch = create_batch(items=items, name="kill test")  # autocommit: the 20 chunk tasks go to Redis now
     first = start_worker(queue, "first")
     second = None
     try:

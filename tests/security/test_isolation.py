@@ -27,8 +27,8 @@ def client_for(user):
 @pytest.fixture
 def alices_batch(people, active_router, django_capture_on_commit_callbacks):
     with django_capture_on_commit_callbacks(execute=True):  # the chunk jobs run (inline) once it commits
-        return create_batch([Item(1, SECRET), Item(2, "Solve 2x + 3 = 11 for x.")], "alice-private.txt",
-                            people["alice"])
+        return create_batch(items=[Item(1, SECRET), Item(2, "Solve 2x + 3 = 11 for x.")], name="alice-private.txt",
+                            user=people["alice"])
 
 
 def test_batches_belong_to_their_uploader(people, alices_batch):
@@ -51,12 +51,12 @@ def test_batches_belong_to_their_uploader(people, alices_batch):
 def test_decisions_record_their_owner(people, alices_batch, active_router):
     assert set(RoutingDecision.objects.filter(batch=alices_batch).values_list("user", flat=True)) == \
         {people["alice"].pk}
-    route_prompts(["Write a haiku about rain."], "api", user=people["bob"])
+    route_prompts(prompts=["Write a haiku about rain."], source="api", user=people["bob"])
     assert RoutingDecision.objects.filter(source="api").get().user == people["bob"]
 
 
 def test_dashboard_snapshot_redacts_other_users_text(people, alices_batch, active_router):
-    route_prompts(["Explain photosynthesis to a child."], "demo")
+    route_prompts(prompts=["Explain photosynthesis to a child."], source="demo")
     feed = {d["id"]: d for d in client_for(people["bob"]).get("/api/dashboard").json()["feed"]}
     alices = [d for d in feed.values() if d["user"] == people["alice"].pk]
     assert alices and all(d["prompt"] == "" and d["redacted"] for d in alices)

@@ -19,7 +19,7 @@ class Command(BaseCommand):
         try:
             prompts = demo_prompts(batch)
             self.stderr.write(f"Routing {len(prompts)} prompts round-robin at {rate:g}/s …")
-            sent = run_demo_traffic(rate, prompts, stop, duration)
+            sent = run_demo_traffic(rate=rate, prompts=prompts, stop=stop, duration=duration)
         except RoutingInputError as exc:
             raise CommandError(str(exc))
         except KeyboardInterrupt:

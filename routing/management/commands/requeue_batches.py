@@ -21,6 +21,6 @@ class Command(BaseCommand):
             raise CommandError(f"No batch #{batch}.")
         if retry_failed and batch is None:
             raise CommandError("--retry-failed needs --batch ID.")
-        retried = retry_failed_chunks(batch) if retry_failed else 0
+        retried = retry_failed_chunks(batch_id=batch) if retry_failed else 0
         report = {**reconcile_batches(batch_id=batch, idle_s=0), "retried_failed_chunks": retried}
         self.stdout.write(json.dumps(report))

@@ -36,7 +36,7 @@ class Command(BaseCommand):
         prompts = [p for _, p in rows]
         lines = []
         for start in range(0, len(prompts), CHUNK):
-            for decision in route_prompts(prompts[start:start + CHUNK], "cli"):
+            for decision in route_prompts(prompts=prompts[start:start + CHUNK], source="cli"):
                 decision.pop("id")
                 lines.append(json.dumps(decision, ensure_ascii=False))
         write_atomically(output, "\n".join(lines) + "\n", self.stdout)

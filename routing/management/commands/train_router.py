@@ -31,7 +31,7 @@ class Command(BaseCommand):
             f"  {row['classifier']:9} {row['params']}: cv accuracy {row['cv_accuracy']:.3f}, "
             f"macro-F1 {row['cv_macro_f1']:.3f}"))
         try:
-            row = train_router(prompts, labels, classifier=classifier, progress=progress)
+            row = train_router(prompts=prompts, labels=labels, classifier=classifier, progress=progress)
         except (RoutingInputError, ValueError) as exc:
             raise CommandError(str(exc))
         summary = {"router_version": row.version, "classifier": row.classifier, "params": row.params,
