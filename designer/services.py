@@ -90,7 +90,7 @@ def import_table(*, name, kind, scores, models, questions=None, scale="", user=N
     return qt
 
 
-def link_models(table, links):
+def link_models(*, table, links):
     """Set each table model's expert: `links` maps TableModel pk -> Expert pk (None to unlink)."""
     experts = {e.pk: e for e in Expert.objects.all()}
     with transaction.atomic():
@@ -119,7 +119,7 @@ def chosen_map(d, budget):
     return {c: d.models[e] for c, e in zip(d.problem.categories, front.choices[i])}, None
 
 
-def apply_map(table, *, budget, base_version, user, cost="total", freq_source="table", linked_only=False,
+def apply_map(*, table, budget, base_version, user, cost="total", freq_source="table", linked_only=False,
               splits=False):
     """Publish the best map at `budget` as a new map version. Categories the table does not cover keep their
     current expert. With `splits`, the map may split one category between two experts (a traffic split in the

@@ -20,9 +20,9 @@ from coe_site import jobs
 from coe_site.realtime import send_now
 from experts.services import audit
 
-from .models import RouterModel, RouterTraining
+from .models import RouterTraining
 from .selectors import active_router_row
-from .services import train_router
+from .services import activate_router, train_router
 
 TASK = "routing.retrain_router"
 
@@ -85,8 +85,7 @@ def run_training(training_id):
                 status="done", active=False, result=result, finished_at=timezone.now()):
             return "lost"  # another worker took it over; its result will stand
         if activate:
-            RouterModel.objects.filter(is_active=True).update(is_active=False)
-            RouterModel.objects.filter(pk=new.pk).update(is_active=True)
+            activate_router(router_id=new.pk)
         audit(row.requested_by, "retrain", "router", f"v{new.version}", result)
         transaction.on_commit(lambda: send_now("map", "router.trained", result))
     return "done"

@@ -30,7 +30,7 @@ OPERATE = "You need the operator role (the access.operate permission) to route p
 def _route_one(prompt, source, user):
     require(can_operate(user), OPERATE)
     try:
-        return route_prompts([check_prompt(prompt)], source, user=user)[0]
+        return route_prompts(prompts=[check_prompt(prompt)], source=source, user=user)[0]
     except NoActiveRouter as exc:
         raise ApiError(503, str(exc))
 
@@ -101,7 +101,7 @@ def batches(request):
             raise PermissionDenied(OPERATE)
         try:
             items, name = _items_from_request(request)
-            batch = create_batch(items, name, request.user, answer=request.coe_answer)
+            batch = create_batch(items=items, name=name, user=request.user, answer=request.coe_answer)
             return redirect("batch-detail", batch.pk)
         except BatchRejected as exc:
             errors, status = exc.errors, 400
@@ -139,7 +139,7 @@ def api_batches(request):
     except BatchRejected as exc:
         raise ApiError(400, "The upload was rejected whole; fix these lines and send it again.",
                        errors=exc.errors)
-    batch = create_batch(items, name, request.user, answer=request.coe_answer)
+    batch = create_batch(items=items, name=name, user=request.user, answer=request.coe_answer)
     return {"id": batch.pk, "total": batch.total, "answer": batch.answer}
 
 
@@ -197,7 +197,7 @@ def api_demo(request):
         batch = data.get("batch")
         if not 0 < rate <= 1000:
             raise ApiError(400, "rate must be between 0 and 1000 prompts/s.")
-        return start_demo(rate, int(batch) if batch not in (None, "") else None)
+        return start_demo(rate=rate, batch_id=int(batch) if batch not in (None, "") else None)
     except RoutingInputError as exc:
         raise ApiError(409, str(exc))
     except (TypeError, ValueError) as exc:

@@ -42,17 +42,18 @@ def planted(active_router, settings, live_server):
 
     settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # jobs inline
     admin = make_user("root", is_staff=True, is_superuser=True)
-    route_prompts([f"Solve 2x + 3 = 11 {PAYLOAD}"], "page", user=admin)
-    batch = create_batch([Item(1, f"Write a poem {PAYLOAD}"), Item(2, "Integrate x^2 dx.")], PAYLOAD[:200], admin)
+    route_prompts(prompts=[f"Solve 2x + 3 = 11 {PAYLOAD}"], source="page", user=admin)
+    batch = create_batch(items=[Item(1, f"Write a poem {PAYLOAD}"), Item(2, "Integrate x^2 dx.")], name=PAYLOAD[:200],
+                         user=admin)
     add_category("xss-cat", "qwen2-7b-instruct", current_version_number(), description=PAYLOAD,
                  seed_prompts=[f"seed {PAYLOAD}"], user=admin)
     snap_assign = __import__("experts.selectors", fromlist=["current_map"]).current_map().assignments
     publish_map(current_version_number(), dict(snap_assign), note=PAYLOAD, user=admin)
     save_expert("qwen2-7b-instruct", {"description": PAYLOAD, "model_id": PAYLOAD[:200]}, admin)
     machine = {**get_machine("sn40l-8").to_dict(), "name": PAYLOAD[:60]}
-    run = create_run({"machine": {"custom": machine}, "experts": {"source": "uniform", "count": 4,
-                                                                   "params": 7e9},
-                      "workload": {"kind": "synthetic", "requests": 50}}, admin)
+    run = create_run(raw={"machine": {"custom": machine}, "experts": {"source": "uniform", "count": 4,
+                                                                       "params": 7e9},
+                          "workload": {"kind": "synthetic", "requests": 50}}, user=admin)
     table = import_table(name=PAYLOAD[:120], kind="category",
                          scores=("s.csv", f'category,model,score\ncoding,"{PAYLOAD}",5\n'.encode()),
                          models=("m.csv", f'model,total_params\n"{PAYLOAD}",7\n'.encode()), user=admin)

@@ -36,8 +36,8 @@ def test_route_and_answer_batch(eager, active_router, user, client):
             save_expert(name, {"backend": "openai", "base_url": fake.base_url, "max_retries": 0,
                                "first_token_timeout_s": 5.0})
         with eager():
-            batch = create_batch([(i + 1, p, f"q{i}", "") for i, p in enumerate(prompts)], "answers", user,
-                                 answer=True)
+            batch = create_batch(items=[(i + 1, p, f"q{i}", "") for i, p in enumerate(prompts)], name="answers",
+                                 user=user, answer=True)
     batch = Batch.objects.get(pk=batch.pk)
     assert (batch.status, batch.done, batch.answer) == ("done", 6, True)
     assert RoutingDecision.objects.filter(batch=batch).count() == 6
@@ -67,8 +67,8 @@ def test_answer_failures_fall_back_and_are_recorded_per_prompt(eager, active_rou
     save_expert(coding, {"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "max_retries": 0})
     save_expert(general, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 5}})
     with eager():
-        batch = create_batch([(1, "Write a Python function that reverses a linked list.", "", "")], "x", user,
-                             answer=True)
+        batch = create_batch(items=[(1, "Write a Python function that reverses a linked list.", "", "")], name="x",
+                             user=user, answer=True)
     call = ExpertCall.objects.get(decision__batch=batch)
     assert (call.status, call.expert.name, call.fallback_reason, call.simulated) == ("fallback", general,
                                                                                      "connection", True)

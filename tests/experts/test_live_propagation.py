@@ -27,7 +27,7 @@ MATH = [f"Solve for x: {i}x + {i + 3} = {5 * i + 3}." for i in range(1, 121)]
 def route_batch(name):
     from routing.services import create_batch
 
-    batch = create_batch([Item(i + 1, p) for i, p in enumerate(MATH)], name)
+    batch = create_batch(items=[Item(i + 1, p) for i, p in enumerate(MATH)], name=name)
     wait_for(lambda: Batch.objects.get(pk=batch.pk).status == "done", 240, f"{name} to finish")
     workers = {token.rsplit(":", 1)[0] for token in
                BatchChunk.objects.filter(batch=batch).values_list("claimed_by", flat=True)}

