@@ -143,4 +143,4 @@ def apply_map(*, table, budget, base_version, user, cost="total", freq_source="t
             category, model, share = split
             new_splits[category] = {"expert": model.expert.name, "share": share}
             note += f", {share:.0%} of {category} to {model.expert.name}"
-    return publish_map(base_version, assignments, note, user, splits=new_splits)
+    return publish_map(base_version=base_version, assignments=assignments, note=note, user=user, splits=new_splits)

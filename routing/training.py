@@ -86,7 +86,8 @@ def run_training(training_id):
             return "lost"  # another worker took it over; its result will stand
         if activate:
             activate_router(router_id=new.pk)
-        audit(row.requested_by, "retrain", "router", f"v{new.version}", result)
+        audit(user=row.requested_by, action="retrain", object_type="router", object_name=f"v{new.version}",
+              changes=result)
         transaction.on_commit(lambda: send_now("map", "router.trained", result))
     return "done"
 

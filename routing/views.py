@@ -15,6 +15,7 @@ from access.roles import can_operate
 from experts.models import Expert
 from experts.permissions import can_edit_map
 from experts.selectors import current_map, split_label
+from experts.services import MapError, clean_splits
 
 from coe_site.exports import spreadsheet_safe
 from .selectors import (NoActiveRouter, active_router_row, batch_accuracy, batch_results, impact_preview,
@@ -215,12 +216,10 @@ def preview_view(request):
     n = data.get("n", 1000)
     if not isinstance(n, int) or not 1 <= n <= 100_000:
         raise ApiError(400, "'n' must be an integer between 1 and 100000.")
-    splits = data.get("splits") or {}
-    if not isinstance(splits, dict) or not all(isinstance(v, dict) and isinstance(v.get("expert"), str)
-                                               and isinstance(v.get("share"), (int, float)) for v in splits.values()):
-        raise ApiError(400, "'splits' must be an object of category → {\"expert\": name, \"share\": fraction}.")
-    if any(isinstance(v["share"], bool) or not 0 < v["share"] < 1 for v in splits.values()):
-        raise ApiError(400, "each split's 'share' must be a fraction between 0 and 1 (exclusive).")
+    try:
+        splits = clean_splits(data.get("splits") or {})
+    except MapError as exc:
+        raise ApiError(400, str(exc))
     return impact_preview(draft, n, splits=splits)
 
 

@@ -45,11 +45,11 @@ def planted(active_router, settings, live_server):
     route_prompts(prompts=[f"Solve 2x + 3 = 11 {PAYLOAD}"], source="page", user=admin)
     batch = create_batch(items=[Item(1, f"Write a poem {PAYLOAD}"), Item(2, "Integrate x^2 dx.")], name=PAYLOAD[:200],
                          user=admin)
-    add_category("xss-cat", "qwen2-7b-instruct", current_version_number(), description=PAYLOAD,
+    add_category(name="xss-cat", expert="qwen2-7b-instruct", base_version=current_version_number(), description=PAYLOAD,
                  seed_prompts=[f"seed {PAYLOAD}"], user=admin)
     snap_assign = __import__("experts.selectors", fromlist=["current_map"]).current_map().assignments
-    publish_map(current_version_number(), dict(snap_assign), note=PAYLOAD, user=admin)
-    save_expert("qwen2-7b-instruct", {"description": PAYLOAD, "model_id": PAYLOAD[:200]}, admin)
+    publish_map(base_version=current_version_number(), assignments=dict(snap_assign), note=PAYLOAD, user=admin)
+    save_expert(name="qwen2-7b-instruct", data={"description": PAYLOAD, "model_id": PAYLOAD[:200]}, user=admin)
     machine = {**get_machine("sn40l-8").to_dict(), "name": PAYLOAD[:60]}
     run = create_run(raw={"machine": {"custom": machine}, "experts": {"source": "uniform", "count": 4,
                                                                        "params": 7e9},

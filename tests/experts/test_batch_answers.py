@@ -33,7 +33,7 @@ def test_route_and_answer_batch(eager, active_router, user, client):
                "Write a Rust function that parses an integer from a string.", "Integrate x^2 from 0 to 3."]
     with FakeOpenAI() as fake:
         for name in {mapped(c) for c in ("coding", "math", "writing", "humanities", "general")}:
-            save_expert(name, {"backend": "openai", "base_url": fake.base_url, "max_retries": 0,
+            save_expert(name=name, data={"backend": "openai", "base_url": fake.base_url, "max_retries": 0,
                                "first_token_timeout_s": 5.0})
         with eager():
             batch = create_batch(items=[(i + 1, p, f"q{i}", "") for i, p in enumerate(prompts)], name="answers",
@@ -64,8 +64,8 @@ def test_answer_failures_fall_back_and_are_recorded_per_prompt(eager, active_rou
     from tests.fakes.openai_server import closed_port
 
     coding, general = mapped("coding"), mapped("general")
-    save_expert(coding, {"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "max_retries": 0})
-    save_expert(general, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 5}})
+    save_expert(name=coding, data={"backend": "openai", "base_url": f"http://127.0.0.1:{closed_port()}/v1", "max_retries": 0})
+    save_expert(name=general, data={"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 5}})
     with eager():
         batch = create_batch(items=[(1, "Write a Python function that reverses a linked list.", "", "")], name="x",
                              user=user, answer=True)
@@ -80,7 +80,7 @@ def test_api_batches_accepts_answer_flag(active_router, user, client, eager):
     from experts.services import save_expert
 
     for name in {mapped(c) for c in ("coding", "general")}:
-        save_expert(name, {"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 3}})
+        save_expert(name=name, data={"backend": "simulated", "sim_time_scale": 0.0, "generation": {"max_new_tokens": 3}})
     client.force_login(user)
     bad = client.post("/api/batches", {"prompts": ["hi"], "answer": "yes"}, content_type="application/json")
     assert bad.status_code == 400 and "answer" in bad.json()["error"]["errors"][0]["message"]

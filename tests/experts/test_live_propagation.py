@@ -47,7 +47,7 @@ def test_new_version_reaches_two_running_workers(active_router, settings):
         seen, versions, experts = route_batch("before")
         assert versions == {1} and experts == {"qwen2-72b-instruct"}
         assert len(seen) == 2, f"both workers should have routed chunks, saw {seen}"
-        publish_map(1, {**current_map().assignments, "math": "gemma-2-9b-it"}, "switch math live")
+        publish_map(base_version=1, assignments={**current_map().assignments, "math": "gemma-2-9b-it"}, note="switch math live")
         seen_after, versions, experts = route_batch("after")
         assert versions == {2} and experts == {"gemma-2-9b-it"}
         assert seen_after == seen  # the same two processes, not restarted

@@ -36,7 +36,7 @@ def test_split_key_is_stable_and_uniform():
 
 def test_routed_prompts_follow_the_split_by_their_key(active_router, user):
     splits = split_everything(0.5)
-    publish_map(1, assignments(), "half of everything to a canary", user, splits=splits)
+    publish_map(base_version=1, assignments=assignments(), note="half of everything to a canary", user=user, splits=splits)
     prompts = [f"Please help me with task number {i}: write a short poem about rivers and code" for i in range(60)]
     prompts += [f"What is {i} times {i + 7}?" for i in range(60)]
     decisions = route_prompts(prompts=prompts, source="api")
@@ -55,7 +55,7 @@ def test_routed_prompts_follow_the_split_by_their_key(active_router, user):
 def test_unmapped_category_uses_the_fallbacks_split():
     snap = current_map()
     general = snap.assignments["general"]
-    publish_map(1, assignments(), "", splits={"general": {"expert": CANARY, "share": 0.999}})
+    publish_map(base_version=1, assignments=assignments(), note="", splits={"general": {"expert": CANARY, "share": 0.999}})
     below = next(f"p{i}" for i in range(1000) if split_key(f"p{i}") < 0.999)
     assert current_map().expert_for("no-such-category", "general", below)[0] == CANARY
     assert current_map().expert_for("no-such-category", "general")[0] == general  # no prompt: the main expert
@@ -75,39 +75,39 @@ def test_unmapped_category_uses_the_fallbacks_split():
 def test_bad_splits_are_refused_and_nothing_is_saved(splits, message):
     assert assignments()["math"] == "qwen2-72b-instruct"
     with pytest.raises(MapError, match=message.replace("{", r"\{").replace("}", r"\}")):
-        publish_map(1, assignments(), "", splits=splits)
+        publish_map(base_version=1, assignments=assignments(), note="", splits=splits)
     assert MapVersion.objects.count() == 1
 
 
 def test_disabled_experts_cannot_take_a_split_nor_be_disabled_while_they_do():
-    save_expert("spare-7b", {"model_id": "example/spare-7b", "parameters": 7_000_000_000, "enabled": False})
+    save_expert(name="spare-7b", data={"model_id": "example/spare-7b", "parameters": 7_000_000_000, "enabled": False})
     with pytest.raises(MapError, match="disabled expert spare-7b"):
-        publish_map(1, assignments(), "", splits={"math": {"expert": "spare-7b", "share": 0.1}})
-    publish_map(1, assignments(), "", splits={"math": {"expert": CANARY, "share": 0.1}})
+        publish_map(base_version=1, assignments=assignments(), note="", splits={"math": {"expert": "spare-7b", "share": 0.1}})
+    publish_map(base_version=1, assignments=assignments(), note="", splits={"math": {"expert": CANARY, "share": 0.1}})
     serving = sorted(c for c, e in assignments().items() if e == CANARY) + ["math"]
     with pytest.raises(MapError, match=f"serves {', '.join(sorted(serving))} in the current map"):
-        save_expert(CANARY, {"enabled": False})
+        save_expert(name=CANARY, data={"enabled": False})
 
 
 def test_splits_are_kept_by_edits_that_do_not_name_them_and_end_when_the_canary_is_promoted(user):
-    publish_map(1, assignments(), "canary", user, splits={"math": {"expert": CANARY, "share": 0.1},
+    publish_map(base_version=1, assignments=assignments(), note="canary", user=user, splits={"math": {"expert": CANARY, "share": 0.1},
                                                          "stem": {"expert": CANARY, "share": 0.25}})
-    publish_map(2, {**assignments(), "coding": "gemma-2-27b-it"}, "unrelated edit")  # splits=None: keep
+    publish_map(base_version=2, assignments={**assignments(), "coding": "gemma-2-27b-it"}, note="unrelated edit")  # splits=None: keep
     assert current_map().splits == {"math": {"expert": CANARY, "share": 0.1},
                                     "stem": {"expert": CANARY, "share": 0.25}}
-    publish_map(3, {**assignments(), "math": CANARY}, "promote the canary")
+    publish_map(base_version=3, assignments={**assignments(), "math": CANARY}, note="promote the canary")
     assert current_map().splits == {"stem": {"expert": CANARY, "share": 0.25}}
-    retire_category("stem", 4, user)
+    retire_category(name="stem", base_version=4, user=user)
     assert current_map().splits == {}
     entry = AuditEntry.objects.get(object_name="v4")
     assert entry.changes["splits"] == {"math": [{"expert": CANARY, "share": 0.1}, None]}
 
 
 def test_explicit_empty_splits_clear_them_and_rollback_restores_them(user):
-    publish_map(1, assignments(), "canary", user, splits={"math": {"expert": CANARY, "share": 0.3}})
-    publish_map(2, assignments(), "end it", user, splits={})
+    publish_map(base_version=1, assignments=assignments(), note="canary", user=user, splits={"math": {"expert": CANARY, "share": 0.3}})
+    publish_map(base_version=2, assignments=assignments(), note="end it", user=user, splits={})
     assert current_map().splits == {}
-    rollback_map(2, user)
+    rollback_map(version_number=2, user=user)
     assert current_map().splits == {"math": {"expert": CANARY, "share": 0.3}}
     rows = {c: (left, right, changed) for c, left, right, changed in diff_versions(3, 4)}
     assert rows["math"] == ("qwen2-72b-instruct", f"qwen2-72b-instruct (split: {CANARY} 30%)", True)
@@ -115,7 +115,7 @@ def test_explicit_empty_splits_clear_them_and_rollback_restores_them(user):
 
 
 def test_audit_records_split_changes(user):
-    publish_map(1, assignments(), "canary", user, splits={"math": {"expert": CANARY, "share": 0.3}})
+    publish_map(base_version=1, assignments=assignments(), note="canary", user=user, splits={"math": {"expert": CANARY, "share": 0.3}})
     assert AuditEntry.objects.get(object_name="v2").changes == {
         "note": "canary", "assignments": {}, "splits": {"math": [None, {"expert": CANARY, "share": 0.3}]}}
 

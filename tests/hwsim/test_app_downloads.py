@@ -99,7 +99,7 @@ def test_formula_cells_are_neutralised(inline_jobs, reader, django_capture_on_co
 
     Expert.objects.create(name=FORMULA, model_id="legacy/model", parameters=7_000_000_000)
     snap = current_map()
-    version = publish_map(snap.version, {**snap.assignments, "coding": FORMULA}, "legacy expert")
+    version = publish_map(base_version=snap.version, assignments={**snap.assignments, "coding": FORMULA}, note="legacy expert")
     run = finished_run(django_capture_on_commit_callbacks, {
         "experts": {"source": "map", "map_version": version.number}, "workload": {"requests": 400}, "seed": 3})
 

@@ -84,7 +84,7 @@ def test_replay_on_a_split_map_moves_the_split_share_by_prompt_key(make_decision
 
     made = make_decisions([("coding", n) for n in range(1, 201)] + [("nowhere", 7)])  # prompts "x" * n
     snap = current_map()
-    version = publish_map(snap.version, dict(snap.assignments), "canary",
+    version = publish_map(base_version=snap.version, assignments=dict(snap.assignments), note="canary",
                           splits={"coding": {"expert": "gemma-2-9b-it", "share": 0.3},
                                   "general": {"expert": "qwen2-7b-instruct", "share": 0.5}})
     params = P.normalise({"experts": {"source": "map", "map_version": version.number},
