@@ -12,3 +12,4 @@ class RoutingConfig(AppConfig):
 
         jobs.register_reconciler(services.reconcile_batches)
         jobs.register_reconciler(training.reconcile_trainings)
+        jobs.register_reconciler(services.reconcile_demo)

@@ -144,3 +144,21 @@ class RouterTraining(models.Model):
 
     def __str__(self):
         return f"training {self.task_id} ({self.status})"
+
+
+class DemoTraffic(models.Model):
+    """Demo traffic, started and stopped from any web process: the row says whether it runs and how far it got, and
+    a self-scheduling tick task (``routing.demo_tick``) routes what is due, so every web process sees the same state
+    and a stop takes effect wherever it was asked for. ``generation`` tells a new start from an old one's ticks."""
+
+    name = models.CharField(max_length=20, unique=True, default="default")
+    running = models.BooleanField(default=False)
+    rate = models.FloatField(default=0.0, help_text="Prompts per second.")
+    batch_id = models.IntegerField(null=True, blank=True, help_text="Replay this batch's prompts (else the seeds).")
+    generation = models.PositiveIntegerField(default=0)
+    started_at = models.DateTimeField(null=True, blank=True)
+    sent = models.PositiveIntegerField(default=0, help_text="Prompts routed since started_at.")
+    ticked_at = models.DateTimeField(null=True, blank=True)
+
+    def __str__(self):
+        return f"demo traffic ({'running' if self.running else 'stopped'})"

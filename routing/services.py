@@ -4,13 +4,12 @@ import logging
 import os
 import random
 import socket
-import threading
 import time
 import uuid
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F, Max, Q
 from django.utils import timezone
 
@@ -19,7 +18,7 @@ from experts.selectors import active_categories, current_map
 
 from .engine import inputs
 from .engine import router as engine
-from .models import Batch, BatchChunk, RouterModel, RoutingDecision
+from .models import Batch, BatchChunk, DemoTraffic, RouterModel, RoutingDecision
 from .defaults import seed_examples
 from .selectors import NoActiveRouter, active_router, batch_progress, feed_item, seed_training_data
 
@@ -394,9 +393,16 @@ def demo_prompts(batch_id=None):
     return prompts
 
 
+def demo_due(elapsed, rate, sent):
+    """How many prompts a demo at ``rate`` prompts/s should route now, ``elapsed`` seconds after it started, having
+    routed ``sent``: what is due (the first at once), at most one second's worth when it fell behind."""
+    return min(int(elapsed * rate) + 1 - sent, max(1, int(rate)))
+
+
 def run_demo_traffic(*, rate, prompts, stop, duration=None, tick=0.1):
     """Route ``prompts`` round-robin at ``rate`` prompts/s until ``stop`` (a threading.Event) is set or
-    ``duration`` seconds pass. Each tick routes what is due in one batched call. Returns prompts routed."""
+    ``duration`` seconds pass, in the calling thread (``manage.py demo_traffic``). Each tick routes what is due in
+    one batched call. Returns prompts routed."""
     if rate <= 0:
         raise RoutingInputError("rate must be positive")
     active_router()  # load the router and the embedder before the clock starts
@@ -405,7 +411,7 @@ def run_demo_traffic(*, rate, prompts, stop, duration=None, tick=0.1):
         woke = time.monotonic()
         if duration is not None and woke - start >= duration:
             break
-        due = min(int((woke - start) * rate) + 1 - sent, max(1, int(rate)))  # at most one second's worth
+        due = demo_due(woke - start, rate, sent)
         if due > 0:
             group = [prompts[(cursor + i) % len(prompts)] for i in range(due)]
             cursor = (cursor + due) % len(prompts)
@@ -416,44 +422,73 @@ def run_demo_traffic(*, rate, prompts, stop, duration=None, tick=0.1):
     return sent
 
 
-_demo = {"thread": None, "stop": None, "rate": None, "batch": None}
-_demo_lock = threading.Lock()
+DEMO_TICK = "routing.demo_tick"
+DEMO_TICK_S = 0.1  # the shortest wait between two ticks
+DEMO_LATE_S = 10  # a running demo not ticked for this long lost its tick message: the reconciler sends another
+_demo_prompts = {}  # (generation, batch id) -> prompts, so a tick does not read a batch's chunks every 0.1 s
 
 
 def start_demo(*, rate, batch_id=None):
-    """Start the demo generator in a thread of this (web) process; one at a time."""
-    prompts = demo_prompts(batch_id)
-    with _demo_lock:
-        if _demo["thread"] is not None and _demo["thread"].is_alive():
+    """Start demo traffic (one at a time, wherever it was started): the row, then the first tick on commit."""
+    if rate <= 0:
+        raise RoutingInputError("rate must be positive")
+    demo_prompts(batch_id)  # refuse a batch without prompts now, not in a tick
+    with transaction.atomic():
+        demo, _ = DemoTraffic.objects.select_for_update().get_or_create(name="default")
+        if demo.running:
             raise RoutingInputError("a demo is already running; stop it first")
-        stop = threading.Event()
-
-        def run():
-            try:
-                run_demo_traffic(rate=rate, prompts=prompts, stop=stop)
-            except Exception:
-                log.exception("demo traffic stopped")
-            finally:
-                connection.close()
-
-        thread = threading.Thread(target=run, name="demo-traffic", daemon=True)
-        _demo.update(thread=thread, stop=stop, rate=rate, batch=batch_id)
-        thread.start()
+        demo.running, demo.rate, demo.batch_id, demo.generation = True, rate, batch_id, demo.generation + 1
+        demo.started_at = demo.ticked_at = timezone.now()
+        demo.sent = 0
+        demo.save()
+        jobs.enqueue(DEMO_TICK, demo.pk, demo.generation)
     return demo_state()
 
 
 def stop_demo():
-    with _demo_lock:
-        if _demo["stop"] is not None:
-            _demo["stop"].set()
-            _demo["thread"].join(timeout=10)
-        _demo.update(thread=None, stop=None, rate=None, batch=None)
+    """Stop demo traffic. Ticks route under the row's lock, so once this returns no demo prompt is routed."""
+    with transaction.atomic():
+        DemoTraffic.objects.select_for_update().filter(name="default").update(running=False)
     return demo_state()
 
 
 def demo_state():
-    running = _demo["thread"] is not None and _demo["thread"].is_alive()
-    return {"running": running, "rate": _demo["rate"] if running else None, "batch": _demo["batch"] if running else None}
+    demo = DemoTraffic.objects.filter(name="default", running=True).first()
+    return {"running": demo is not None, "rate": demo.rate if demo else None, "batch": demo.batch_id if demo else None}
+
+
+def demo_tick(demo_id, generation, *, now=None):
+    """Route the demo prompts due now (under the row's lock) and return the seconds until the next tick, or None
+    when this demo (this generation) is no longer running."""
+    with transaction.atomic():
+        demo = DemoTraffic.objects.select_for_update().filter(pk=demo_id, running=True, generation=generation).first()
+        if demo is None:
+            return None
+        now = now or timezone.now()
+        elapsed = (now - demo.started_at).total_seconds()
+        due = demo_due(elapsed, demo.rate, demo.sent)
+        if due > 0:
+            key = (generation, demo.batch_id)
+            if key not in _demo_prompts:
+                _demo_prompts.clear()
+                _demo_prompts[key] = demo_prompts(demo.batch_id)
+            prompts = _demo_prompts[key]
+            route_prompts(prompts=[prompts[(demo.sent + i) % len(prompts)] for i in range(due)], source="demo")
+            demo.sent += due
+        demo.ticked_at = now
+        demo.save(update_fields=["sent", "ticked_at"])
+    return max(DEMO_TICK_S, demo.sent / demo.rate - elapsed)
+
+
+def reconcile_demo(*, now=None):
+    """Send a tick to running demo traffic whose last tick is older than DEMO_LATE_S (its message was lost or its
+    worker died), so a demo keeps going whatever became of a message."""
+    now = now or timezone.now()
+    late = list(DemoTraffic.objects.filter(running=True, ticked_at__lt=now - timedelta(seconds=DEMO_LATE_S))
+                .values_list("pk", "generation"))
+    for pk, generation in late:
+        jobs.send(DEMO_TICK, pk, generation)
+    return {"demos_woken": len(late)}
 
 
 def record_answer(*, decision_id, expert_id, reason):

@@ -7,6 +7,7 @@ from celery import shared_task
 from django.conf import settings
 
 from coe_site.errors import OUTAGE
+from coe_site import jobs
 from coe_site.jobs import retry_delay
 
 from . import services, training
@@ -35,3 +36,14 @@ def retrain_router(self, training_id):
     except Exception as exc:
         training.fail_training(training_id, f"{type(exc).__name__}: {exc}")
         raise
+
+
+@shared_task(name="routing.demo_tick", bind=True, ignore_result=True, max_retries=None)
+def demo_tick(self, demo_id, generation):
+    """Route the demo prompts due now and send the next tick; a stopped or restarted demo's tick ends its chain."""
+    try:
+        delay = services.demo_tick(demo_id, generation)
+    except OUTAGE as exc:  # the reconciler also wakes a demo whose ticks stopped
+        raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
+    if delay is not None:
+        jobs.send(services.DEMO_TICK, demo_id, generation, countdown=delay)

@@ -96,20 +96,102 @@ def test_dashboard_page_shows_the_demo_control_to_staff_only(client, user, djang
 
 
 @pytest.mark.django_db(transaction=True)
-def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_router):
+def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_router, settings):
     from routing import services
-    from routing.models import RoutingDecision
+    from routing.models import DemoTraffic, RoutingDecision
 
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, True  # the embedded runner ticks
     admin = django_user_model.objects.create_user("admin", password="admin-pass-123", is_staff=True)
     client.force_login(admin)
     r = client.post("/api/demo", {"action": "start", "rate": 20}, content_type="application/json")
     assert r.json() == {"running": True, "rate": 20.0, "batch": None}
     assert client.post("/api/demo", {"action": "start", "rate": 5}, content_type="application/json").status_code == 409
-    generator = services._demo["thread"]
+    assert client.get("/api/demo").json() == {"running": True, "rate": 20.0, "batch": None}
     wait_for(lambda: RoutingDecision.objects.filter(source="demo").count() >= 10, 30, "ten demo decisions")
     assert client.post("/api/demo", {"action": "stop"}, content_type="application/json").json()["running"] is False
-    assert not generator.is_alive()  # stopped means stopped: the thread that routes is gone when stop answers
-    assert RoutingDecision.objects.filter(source="demo").count() >= 10
+    # stopped means stopped: ticks route under the row's lock, so a tick delivered now routes nothing
+    demo = DemoTraffic.objects.get(name="default")
+    routed = RoutingDecision.objects.filter(source="demo").count()
+    assert services.demo_tick(demo.pk, demo.generation) is None
+    assert routed >= 10 and RoutingDecision.objects.filter(source="demo").count() == routed
+    _embedded_runner_idle(settings)
+
+
+def _embedded_runner_idle(settings):
+    """Wait until the ticks already scheduled have run (each then finds the demo stopped), before the test's
+    database goes: no timer left, and every runner thread free at once (they meet at a barrier)."""
+    import threading
+
+    from coe_site import jobs
+
+    wait_for(lambda: not any(isinstance(t, threading.Timer) and t.is_alive() for t in threading.enumerate()), 10,
+             "the scheduled ticks to fire")
+    barrier = threading.Barrier(settings.COE_EMBEDDED_WORKERS)
+    for job in [jobs._executor().submit(barrier.wait, 10) for _ in range(settings.COE_EMBEDDED_WORKERS)]:
+        job.result(15)
+
+
+def test_demo_state_is_the_rows_so_any_web_process_sees_and_stops_it(db, active_router, settings,
+                                                                    django_capture_on_commit_callbacks):
+    """The state is the row's (no thread or variable of the process that started it), so any web process sees and
+    stops the same demo."""
+    from routing import services
+    from routing.models import DemoTraffic
+
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False  # inline: the first tick runs
+    # at commit in this thread, later ones (delayed) are not scheduled
+    with django_capture_on_commit_callbacks(execute=True):
+        services.start_demo(rate=4)
+    assert services.demo_state() == {"running": True, "rate": 4.0, "batch": None}
+    services.stop_demo()
+    assert services.demo_state() == {"running": False, "rate": None, "batch": None}
+    assert not DemoTraffic.objects.get(name="default").running
+
+
+def test_a_demo_tick_routes_what_is_due_and_says_when_to_tick_again(db, active_router, settings,
+                                                                   django_capture_on_commit_callbacks):
+    from datetime import timedelta
+
+    from routing import services
+    from routing.models import DemoTraffic, RoutingDecision
+
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False
+    with django_capture_on_commit_callbacks(execute=True):
+        services.start_demo(rate=2)  # the first tick (inline, at commit) routes the first prompt
+    demo = DemoTraffic.objects.get(name="default")
+    assert demo.sent == 1 == RoutingDecision.objects.filter(source="demo").count()
+    at = lambda s: demo.started_at + timedelta(seconds=s)  # noqa: E731
+    assert services.demo_tick(demo.pk, demo.generation, now=at(0.2)) == pytest.approx(0.3)  # nothing due yet
+    assert services.demo_tick(demo.pk, demo.generation, now=at(1.1)) == pytest.approx(0.4)  # due: 0.5 and 1.0 s
+    assert DemoTraffic.objects.get(pk=demo.pk).sent == 3 == RoutingDecision.objects.filter(source="demo").count()
+    assert services.demo_tick(demo.pk, demo.generation, now=at(9.0)) == pytest.approx(0.1)  # behind: one second's
+    assert DemoTraffic.objects.get(pk=demo.pk).sent == 5  # worth (2 prompts), then the shortest wait
+    assert services.demo_tick(demo.pk, demo.generation - 1, now=at(9.5)) is None  # an old start's tick: nothing
+    services.stop_demo()
+    assert services.demo_tick(demo.pk, demo.generation, now=at(10.0)) is None
+    assert RoutingDecision.objects.filter(source="demo").count() == 5
+
+
+def test_the_reconciler_wakes_a_running_demo_whose_ticks_stopped(db, active_router, settings, monkeypatch):
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from routing import services
+    from routing.models import DemoTraffic
+
+    settings.CELERY_TASK_ALWAYS_EAGER, settings.COE_JOBS_IN_BACKGROUND = True, False
+    services.start_demo(rate=1)
+    sent = []
+    monkeypatch.setattr(services.jobs, "send", lambda *a, **kw: sent.append(a))
+    demo = DemoTraffic.objects.get(name="default")
+    assert services.reconcile_demo(now=demo.ticked_at + timedelta(seconds=services.DEMO_LATE_S - 1)) == {
+        "demos_woken": 0}
+    assert services.reconcile_demo(now=demo.ticked_at + timedelta(seconds=services.DEMO_LATE_S + 1)) == {
+        "demos_woken": 1}
+    assert sent == [(services.DEMO_TICK, demo.pk, demo.generation)]
+    services.stop_demo()
+    assert services.reconcile_demo(now=timezone.now() + timedelta(hours=1)) == {"demos_woken": 0}
 
 
 class DemoClock:
