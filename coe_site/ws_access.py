@@ -25,8 +25,8 @@ from django.dispatch import receiver
 from django.utils import timezone
 from django.utils.crypto import constant_time_compare
 
-from access.models import ApiToken
 from access.roles import redact
+from access.selectors import token_grants
 
 from . import bus
 
@@ -145,7 +145,7 @@ def check_viewers(viewers):
     token_ids = {v.token_id for v in viewers if v.token_id}
     tokens = set()
     if token_ids:
-        for pk, scopes, expires in ApiToken.objects.filter(pk__in=token_ids).values_list("pk", "scopes", "expires_at"):
+        for pk, scopes, expires in token_grants(token_ids):
             if (expires is None or expires > now) and ("read" in scopes or "admin" in scopes):
                 tokens.add(pk)
     sessions = _session_data({v.session_key for v in viewers if v.session_key}, now)
@@ -201,12 +201,12 @@ def announce(kind, **fields):
     transaction.on_commit(lambda: bus.publish(bus.CONTROL, text))
 
 
-@receiver(post_delete, sender=ApiToken, dispatch_uid="ws-token-deleted")
+@receiver(post_delete, sender="access.ApiToken", dispatch_uid="ws-token-deleted")
 def _token_deleted(sender, instance, **kwargs):
     announce("token.deleted", id=instance.pk)
 
 
-@receiver(post_save, sender=ApiToken, dispatch_uid="ws-token-changed")
+@receiver(post_save, sender="access.ApiToken", dispatch_uid="ws-token-changed")
 def _token_changed(sender, instance, created, update_fields=None, **kwargs):
     if not created and set(update_fields or ()) != {"last_used_at"}:
         announce("token.changed", id=instance.pk)

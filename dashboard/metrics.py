@@ -12,8 +12,8 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from coe_site import fanout
 from coe_site.errors import OUTAGE
 from experts.backend_registry import merged_breakers
-from routing.models import Batch, RoutingDecision
-from serving.models import ExpertCall
+from routing import selectors as routing_reads
+from serving import selectors as serving_reads
 
 ROUTER_BUCKETS_MS = (1, 2, 5, 10, 20, 50, 100, 250, 500, 1000)
 TTFT_BUCKETS_MS = (50, 100, 250, 500, 1000, 2500, 5000, 10000, 30000)
@@ -57,35 +57,34 @@ class CoeCollector:
     def collect(self):
         decisions = CounterMetricFamily("coe_decisions", "Routing decisions, by category used and chosen expert",
                                         labels=["category", "expert"])
-        for row in RoutingDecision.objects.values("category", "expert__name").annotate(n=Count("id")).order_by():
+        for row in routing_reads.decisions().values("category", "expert__name").annotate(n=Count("id")).order_by():
             decisions.add_metric([row["category"], row["expert__name"] or ""], row["n"])
         yield decisions
         fallbacks = CounterMetricFamily("coe_fallbacks", "Decisions sent to the fallback category, by reason",
                                         labels=["reason"])
-        for row in (RoutingDecision.objects.filter(fallback=True).values("fallback_reason")
+        for row in (routing_reads.decisions().filter(fallback=True).values("fallback_reason")
                     .annotate(n=Count("id")).order_by()):
             fallbacks.add_metric([row["fallback_reason"] or "unknown"], row["n"])
         yield fallbacks
-        router = RoutingDecision.objects.aggregate(n=Count("id"), total=Sum("latency_ms"),
-                                                   **_buckets("latency_ms", ROUTER_BUCKETS_MS))
+        router = routing_reads.decisions().aggregate(n=Count("id"), total=Sum("latency_ms"),
+                                                     **_buckets("latency_ms", ROUTER_BUCKETS_MS))
         yield _histogram("coe_router_latency_ms", "Router time per prompt (milliseconds)", [router],
                          ROUTER_BUCKETS_MS)
         calls = CounterMetricFamily("coe_expert_calls", "Expert calls by the expert asked and outcome "
                                     "(ok, fallback, error, aborted)", labels=["expert", "status"])
-        for row in ExpertCall.objects.values("primary__name", "status").annotate(n=Count("id")).order_by():
+        for row in serving_reads.expert_calls().values("primary__name", "status").annotate(n=Count("id")).order_by():
             calls.add_metric([row["primary__name"] or "", row["status"]], row["n"])
         yield calls
-        ttft = (ExpertCall.objects.exclude(ttft_ms=None).values("expert__name")
+        ttft = (serving_reads.expert_calls().exclude(ttft_ms=None).values("expert__name")
                 .annotate(n=Count("id"), total=Sum("ttft_ms"), **_buckets("ttft_ms", TTFT_BUCKETS_MS)).order_by())
         yield _histogram("coe_expert_ttft_ms", "Time to first token of streamed answers, by answering expert "
                          "(milliseconds)", ttft, TTFT_BUCKETS_MS, labels=("expert__name",))
-        backlog = Batch.objects.filter(status__in=("queued", "running")).aggregate(total=Sum("total"),
-                                                                                   done=Sum("done"))
+        backlog = routing_reads.open_batches().aggregate(total=Sum("total"), done=Sum("done"))
         yield GaugeMetricFamily("coe_batch_backlog_prompts", "Prompts of unfinished batches not yet routed",
                                 value=(backlog["total"] or 0) - (backlog["done"] or 0))
         batches = GaugeMetricFamily("coe_batches", "Batches by status", labels=["status"])
-        counts = dict(Batch.objects.values_list("status").annotate(n=Count("id")).order_by())
-        for status, _ in Batch.STATUSES:
+        counts = dict(routing_reads.batches().values_list("status").annotate(n=Count("id")).order_by())
+        for status, _ in routing_reads.BATCH_STATUSES:
             batches.add_metric([status], counts.get(status, 0))
         yield batches
         yield self._breakers()
@@ -101,7 +100,7 @@ class CoeCollector:
         try:
             merged = {name: b["state"] for name, b in merged_breakers().items()}
         except OUTAGE:
-            merged = {name: "unknown" for name in ExpertCall.objects.values_list("primary__name", flat=True)
+            merged = {name: "unknown" for name in serving_reads.expert_calls().values_list("primary__name", flat=True)
                       .distinct() if name}
         for name, current in sorted(merged.items()):
             for state in BREAKER_STATES:

@@ -6,8 +6,8 @@ from redis.exceptions import RedisError
 
 from access.roles import redact
 from experts.selectors import current_map
-from routing.models import Batch, RoutingDecision
-from routing.selectors import active_router_row, batch_progress, feed_item
+from routing.selectors import (active_router_row, batch_progress, decisions_since, feed_item, open_batches,
+                               recent_decisions)
 from serving.selectors import serving_snapshot
 
 
@@ -23,7 +23,7 @@ def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
     """
     now = timezone.now()
     since = now - timedelta(seconds=window_s)
-    rows = list(RoutingDecision.objects.filter(created_at__gte=since).order_by("-id")
+    rows = list(decisions_since(since).order_by("-id")
                 .values_list("created_at", "expert__name", "category", "fallback", "latency_ms")[:max_rows])
     seconds = {}
     for at, expert, category, fallback, _ in rows:
@@ -32,10 +32,10 @@ def dashboard_snapshot(user, window_s=60, feed=50, max_rows=20000):
         b["experts"][expert] = b["experts"].get(expert, 0) + 1
         b["categories"][category] = b["categories"].get(category, 0) + 1
         b["fallbacks"] += fallback
-    recent = (RoutingDecision.objects.select_related("expert").order_by("-id")[:feed])
+    recent = recent_decisions(feed)
     snapshot = current_map()
     router = active_router_row()
-    active = Batch.objects.filter(status__in=("queued", "running"))
+    active = open_batches()
     return {
         "t": now.timestamp(),
         "window_s": window_s,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 import numpy as np
 from django.db.models import Count
 
-from routing.models import RoutingDecision
+from routing.selectors import decisions
 
 from .engine import CategoryScores, ModelInfo, Problem
 from .engine.metrics import oracle_front, upper_hull
@@ -23,7 +23,7 @@ class DesignError(ValueError):
 
 def traffic_counts():
     """Routed prompts per category (after fallback), over all stored routing decisions."""
-    rows = RoutingDecision.objects.values("category").annotate(n=Count("id")).values_list("category", "n")
+    rows = decisions().values("category").annotate(n=Count("id")).values_list("category", "n")
     return {c: n for c, n in rows}
 
 

@@ -3,8 +3,7 @@ map through the map service."""
 import numpy as np
 from django.db import transaction
 
-from experts.models import Expert
-from experts.selectors import current_map
+from experts.selectors import current_map, expert_pool
 from experts.services import publish_map
 from routing.selectors import active_router
 
@@ -67,7 +66,7 @@ def import_table(*, name, kind, scores, models, questions=None, scale="", user=N
         routed = router.route([texts[p] for p in table.prompt_ids])
         categories = {p: r.category for p, r in zip(table.prompt_ids, routed)}
         router_version = row.version
-    experts = list(Expert.objects.all())
+    experts = list(expert_pool())
     with transaction.atomic():
         qt = QualityTable.objects.create(name=name[:120], kind=kind, scale=scale[:120], source_name=scores[0][:255],
                                          router_version=router_version, uploaded_by=user)
@@ -92,7 +91,7 @@ def import_table(*, name, kind, scores, models, questions=None, scale="", user=N
 
 def link_models(*, table, links):
     """Set each table model's expert: `links` maps TableModel pk -> Expert pk (None to unlink)."""
-    experts = {e.pk: e for e in Expert.objects.all()}
+    experts = {e.pk: e for e in expert_pool()}
     with transaction.atomic():
         for model in TableModel.objects.filter(table=table, pk__in=list(links)):
             pk = links[model.pk]

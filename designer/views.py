@@ -7,8 +7,7 @@ from django.shortcuts import get_object_or_404, redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_POST
 
-from experts.models import Expert
-from experts.selectors import current_version_number
+from experts.selectors import current_version_number, expert_pool
 from experts.services import MapError, StaleMapVersion
 from routing.selectors import NoActiveRouter
 
@@ -67,7 +66,7 @@ def _render_table(request, qt, options, message="", error="", status=200):
     except DesignError as exc:
         design_error = str(exc)
     return render(request, "designer/table.html", {
-        "table": qt, "models": table_models(qt), "experts": Expert.objects.all(), "data": data,
+        "table": qt, "models": table_models(qt), "experts": expert_pool(), "data": data,
         "design_error": design_error, "options": options, "costs": COSTS, "freq_sources": FREQ_SOURCES,
         "can_apply": can_apply(request.user), "map_version": current_version_number() or 0,
         "message": message, "error": error,

@@ -97,6 +97,17 @@ def experts():
     return list(Expert.objects.all())
 
 
+def expert_pool():
+    """Every expert as a queryset, for other apps to iterate, filter or order (one query when evaluated). The
+    ``Expert`` class imported here is what they use for type hints: other apps read this app through this module."""
+    return Expert.objects.all()
+
+
+def map_versions():
+    """Every map version, newest first, as a queryset for other apps to narrow or embed as a subquery."""
+    return MapVersion.objects.order_by("-number")
+
+
 def experts_named(names):
     """{name: Expert} for those of ``names`` that exist, fresh instances each call, cached per process for the chat
     endpoint: an entry is dropped when an expert or the map changes — in this process at once, in the others when the

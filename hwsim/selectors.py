@@ -6,9 +6,8 @@ database, so replaying 100k decisions loads prompt text only for a map's split c
 from django.apps import apps
 from django.db.models.functions import Length
 
-from experts.models import Expert, MapVersion
-from experts.selectors import map_snapshot
-from routing.models import RoutingDecision
+from experts.selectors import expert_pool, map_snapshot, map_versions
+from routing.selectors import decisions
 
 from .models import LiveTwin, RunExport, SimulationRun, Sweep
 
@@ -19,7 +18,7 @@ class NoSuchData(LookupError):
 
 def map_version_number(number=None):
     """The given map version number if it exists, else the current one; NoSuchData if there is none."""
-    qs = MapVersion.objects.order_by("-number")
+    qs = map_versions()
     if number is not None:
         qs = qs.filter(number=number)
     found = qs.values_list("number", flat=True).first()
@@ -34,7 +33,7 @@ def map_experts(number):
     snap = map_snapshot(number)
     names = set(snap.assignments.values()) | {s["expert"] for s in snap.splits.values()}
     specs = [{"name": n, "params": float(p), "bytes_per_param": float(b)}
-             for n, p, b in Expert.objects.filter(name__in=names).order_by("name")
+             for n, p, b in expert_pool().filter(name__in=names).order_by("name")
              .values_list("name", "parameters", "bytes_per_parameter")]
     return snap, specs
 
@@ -43,20 +42,20 @@ def prompts_of(ids):
     """{decision id: prompt text} for `ids` (only the decisions a traffic split needs to re-decide)."""
     prompts = {}
     for start in range(0, len(ids), 2000):
-        prompts.update(RoutingDecision.objects.filter(id__in=ids[start:start + 2000]).values_list("id", "prompt"))
+        prompts.update(decisions().filter(id__in=ids[start:start + 2000]).values_list("id", "prompt"))
     return prompts
 
 
 def pool_experts():
     """Every expert in the pool as engine expert dicts (the live twin simulates all of them)."""
     return [{"name": n, "params": float(p), "bytes_per_param": float(b)}
-            for n, p, b in Expert.objects.order_by("name")
+            for n, p, b in expert_pool().order_by("name")
             .values_list("name", "parameters", "bytes_per_parameter")]
 
 
 def recent_decision_range(count):
     """(first id, last id, n) of the last `count` routed decisions; NoSuchData when there are none."""
-    ids = list(RoutingDecision.objects.order_by("-id").values_list("id", flat=True)[:count])
+    ids = list(decisions().order_by("-id").values_list("id", flat=True)[:count])
     if not ids:
         raise NoSuchData("no routed decisions to replay yet: route some prompts first")
     return ids[-1], ids[0], len(ids)
@@ -75,7 +74,7 @@ def _batch_link():
     batch = batch_model()
     if batch is None:
         return None
-    for field in RoutingDecision._meta.get_fields():
+    for field in decisions().model._meta.get_fields():
         if getattr(field, "many_to_one", False) and field.related_model is batch:
             return field.name
     return None
@@ -92,7 +91,7 @@ def batch_decision_count(batch_id):
         raise NoSuchData("routing.Batch exists but routing decisions do not reference it")
     if not batch.objects.filter(pk=batch_id).exists():
         raise NoSuchData(f"batch {batch_id} does not exist")
-    count = RoutingDecision.objects.filter(**{f"{link}_id": batch_id}).count()
+    count = decisions().filter(**{f"{link}_id": batch_id}).count()
     if not count:
         raise NoSuchData(f"batch {batch_id} has no routed decisions yet")
     return count
@@ -105,23 +104,23 @@ def _decision_rows(qs):
 
 def decisions_in_range(first_id, last_id):
     """(id, created_at, category, expert name, prompt chars) for first_id <= id <= last_id, in id order."""
-    return _decision_rows(RoutingDecision.objects.filter(id__gte=first_id, id__lte=last_id))
+    return _decision_rows(decisions().filter(id__gte=first_id, id__lte=last_id))
 
 
 def batch_decisions(batch_id):
-    return _decision_rows(RoutingDecision.objects.filter(**{f"{_batch_link()}_id": batch_id}))
+    return _decision_rows(decisions().filter(**{f"{_batch_link()}_id": batch_id}))
 
 
 def decisions_after(position, limit, upto=None):
     """The next `limit` decisions after id `position` (and up to `upto` when given), in id order."""
-    qs = RoutingDecision.objects.filter(id__gt=position)
+    qs = decisions().filter(id__gt=position)
     if upto is not None:
         qs = qs.filter(id__lte=upto)
     return list(_decision_rows(qs)[:limit])
 
 
 def latest_decision_id():
-    return RoutingDecision.objects.order_by("-id").values_list("id", flat=True).first() or 0
+    return decisions().order_by("-id").values_list("id", flat=True).first() or 0
 
 
 def recent_runs(limit=30):

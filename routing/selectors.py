@@ -5,8 +5,7 @@ from django.db.models import Count, F, Max, Subquery
 from django.db.models.expressions import Col
 
 from access.roles import owned_by
-from experts.models import Expert, MapVersion
-from experts.selectors import MapSnapshot, active_categories
+from experts.selectors import MapSnapshot, active_categories, expert_pool, map_versions
 from hwsim.engine import ConfigError, ExpertSpec, switches_for
 
 from .engine.router import Router
@@ -49,7 +48,7 @@ def serving_heads():
 
     sql = _HEADS_SQL.get(connection.vendor)
     if sql is None:
-        newest = MapVersion.objects.order_by("-number")
+        newest = map_versions()
         query = (RouterModel.objects.filter(is_active=True).order_by("-version")
                  .annotate(map_number=Subquery(newest.values("number")[:1]), map_pk=Subquery(newest.values("pk")[:1]))
                  .values_list(*_HEAD, "map_number", "map_pk")[:1]).query
@@ -81,6 +80,34 @@ def seed_training_data():
 
 
 # --- Batches and the live dashboard --------------------------------------------------------------------------------
+
+def decisions():
+    """Every routing decision as a queryset, for other apps to narrow or aggregate (metrics, simulator, designer)."""
+    return RoutingDecision.objects.all()
+
+
+def decisions_since(since):
+    """Decisions routed at or after ``since`` (a queryset)."""
+    return RoutingDecision.objects.filter(created_at__gte=since)
+
+
+def recent_decisions(n):
+    """The newest ``n`` decisions with their expert, newest first."""
+    return RoutingDecision.objects.select_related("expert").order_by("-id")[:n]
+
+
+BATCH_STATUSES = Batch.STATUSES
+
+
+def batches():
+    """Every batch as a queryset, for other apps to aggregate (metrics)."""
+    return Batch.objects.all()
+
+
+def open_batches():
+    """Batches not finished yet (queued or running), a queryset."""
+    return Batch.objects.filter(status__in=("queued", "running"))
+
 
 def batch_progress(batch):
     """A batch's progress as the dashboard shows it; ``user`` (its uploader) decides who may read its name."""
@@ -178,7 +205,7 @@ def impact_preview(draft, n=1000, fallback="general", splits=None):
     """
     rows = list(RoutingDecision.objects.order_by("-id").values_list("category", "expert__name", "prompt")[:n])
     rows.reverse()
-    pool = {e.name: e for e in Expert.objects.all()}
+    pool = {e.name: e for e in expert_pool()}
     before = [e for _, e, _ in rows]
     snapshot = MapSnapshot(0, 0, dict(draft), {}, dict(splits or {}))
     after = [snapshot.expert_for(c, fallback, prompt)[0] for c, _, prompt in rows]

@@ -12,9 +12,8 @@ from django.shortcuts import get_object_or_404, redirect, render
 
 from access.api import ApiError, api_view, json_body, require
 from access.roles import can_operate
-from experts.models import Expert
 from experts.permissions import can_edit_map
-from experts.selectors import current_map, split_label
+from experts.selectors import current_map, expert_pool, split_label
 from experts.services import MapError, clean_splits
 
 from coe_site.exports import spreadsheet_safe
@@ -46,7 +45,7 @@ def home(request):
         except (RoutingInputError, ApiError) as exc:
             error = getattr(exc, "message", str(exc))
     snapshot = current_map()
-    experts = {e.name: e for e in Expert.objects.all()}
+    experts = {e.name: e for e in expert_pool()}
     rows = [(c, experts.get(e), split_label(snapshot.splits.get(c))) for c, e in sorted(snapshot.assignments.items())] \
         if snapshot else []
     return render(request, "routing/home.html", {

@@ -21,8 +21,7 @@ from experts import backend_registry
 from experts.backends import BackendError
 from experts.backends.dispatch import AllExpertsFailed, complete_first
 from experts.backends.openai_http import aclose_shared_client
-from experts.models import Expert
-from experts.selectors import current_map, experts_named
+from experts.selectors import Expert, current_map, expert_pool, experts_named
 from experts.services import FALLBACK_CATEGORY
 from routing.selectors import active_router, serving_heads
 from routing.services import decide_prompts, record_answer, store_decisions
@@ -89,7 +88,7 @@ def _candidates(requested, primary_name, snapshot, decision=None, routed=None, t
     fallback = fallback_expert_name(snapshot)
     if fallback and fallback != primary_name:
         names.append(fallback)
-    experts = experts_named(names) if cached else {e.name: e for e in Expert.objects.filter(name__in=names)}
+    experts = experts_named(names) if cached else {e.name: e for e in expert_pool().filter(name__in=names)}
     primary = experts.get(primary_name)
     if primary is None or (requested != COE_MODEL and not primary.enabled):
         raise ChatError(404, f"The model '{primary_name}' does not exist: use 'coe' or an enabled expert's name "

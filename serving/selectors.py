@@ -11,12 +11,17 @@ from datetime import timedelta
 from django.utils import timezone
 
 from experts.backend_registry import merged_breakers
-from experts.models import Expert
+from experts.selectors import expert_pool
 
 from .models import ExpertCall
 
 IDLE = {"calls": 0, "errors": 0, "fallbacks": 0, "aborted": 0, "answered": 0, "answered_for_others": 0,
         "error_rate": None, "ttft_p50": None, "ttft_p95": None, "total_p50": None, "total_p95": None}
+
+
+def expert_calls():
+    """Every expert call as a queryset, for other apps to aggregate (metrics)."""
+    return ExpertCall.objects.all()
 
 
 def percentile(values, p):
@@ -74,6 +79,6 @@ def serving_snapshot(window_s=900, max_calls=5000):
     stats = _stats(calls)
     experts = [{"name": e.name, "backend": e.backend, "simulated": e.simulated, "enabled": e.enabled,
                 **stats.get(e.name, IDLE)}
-               for e in Expert.objects.all() if e.enabled or e.name in stats]
+               for e in expert_pool() if e.enabled or e.name in stats]
     return {"t": now.timestamp(), "window_s": window_s, "experts": experts, "breakers": merged_breakers(),
             "calls": calls, "truncated": len(rows) > max_calls}
