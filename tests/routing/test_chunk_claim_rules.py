@@ -141,6 +141,10 @@ def test_a_chunk_to_answer_woken_as_a_plain_route_is_handed_to_serving_unrouted(
     assert not RoutingDecision.objects.filter(batch_id=chunk.batch_id).exists()
     assert woken == [("serving.answer_chunk", (chunk.pk,), "batches")]
     assert services.route_claimed_chunk(chunk.pk, token) == "handed over" and len(woken) == 1  # a lost claim sends nothing
+    newer = services.claim_chunk(chunk.pk)  # serving's worker claims it: the old token must not release that claim
+    assert services.route_claimed_chunk(chunk.pk, token) == "handed over" and len(woken) == 1
+    chunk.refresh_from_db()
+    assert (chunk.status, chunk.claimed_by) == ("claimed", newer)
 
 
 def test_a_batch_needs_no_name_nor_owner_and_only_routes_by_default(settings):
