@@ -24,7 +24,7 @@ spec() {
     ratelimit)   echo "serving/ratelimit.py|tests/experts/test_ratelimit_rules.py" ;;
     breaker)     echo "experts/backends/breaker.py|tests/experts/test_breaker_rules.py tests/experts/test_breaker_dispatch.py" ;;
     policies)    echo "hwsim/engine/policies.py|tests/hwsim/test_policy_rules.py tests/hwsim/test_engine_policies.py" ;;
-    mapservice)  echo "experts/services.py|tests/experts/test_map_service_rules.py tests/experts/test_map_service.py" ;;
+    mapservice)  echo "experts/services.py|tests/experts/test_map_service_rules.py tests/experts/test_map_service.py tests/experts/test_map_checks.py" ;;
     chunks)      echo "routing/services.py|tests/routing/test_chunk_claim_rules.py|$(chunk_functions)" ;;
     dispatch)    echo "experts/backends/dispatch.py|tests/experts/test_dispatch_rules.py tests/experts/test_breaker_dispatch.py" ;;
     costs)       echo "hwsim/engine/costs.py hwsim/engine/loading.py|tests/hwsim/test_cost_rules.py tests/hwsim/test_engine_loading.py" ;;
