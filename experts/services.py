@@ -166,8 +166,6 @@ def _active_categories():
 @dataclass(frozen=True)
 class MapCheck:
     """A map change that passed check_map: what publish_map writes."""
-    base_version: int
-    assignments: dict  # category name → expert name, as given
     pairs: list  # [(Category, Expert)] in category order
     splits: dict  # category name → {"expert": name, "share": float}, cleaned
     split_of: dict  # category name → MapAssignment split fields
@@ -190,7 +188,7 @@ def check_map(*, base_version, assignments, splits=None):
     experts = {e.name: e for e in Expert.objects.all()}
     cleaned = clean_splits(splits, assignments=assignments, experts=experts)
     split_of = {c: {"split_expert": experts[s["expert"]], "split_share": s["share"]} for c, s in cleaned.items()}
-    return MapCheck(base_version, assignments, pairs, cleaned, split_of, previous)
+    return MapCheck(pairs, cleaned, split_of, previous)
 
 
 def publish_map(*, base_version, assignments, note="", user=None, rolled_back_from=None, splits=None):

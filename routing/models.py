@@ -159,6 +159,9 @@ class DemoTraffic(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     sent = models.PositiveIntegerField(default=0, help_text="Prompts routed since started_at.")
     ticked_at = models.DateTimeField(null=True, blank=True)
+    ticks = models.PositiveIntegerField(default=0, help_text="Ticks run in this generation: a tick message carries the "
+                                        "count it was sent for, so a duplicate chain (a reconciled tick racing a slow "
+                                        "one) ends.")
 
     def __str__(self):
         return f"demo traffic ({'running' if self.running else 'stopped'})"

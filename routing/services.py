@@ -439,9 +439,9 @@ def start_demo(*, rate, batch_id=None):
             raise RoutingInputError("a demo is already running; stop it first")
         demo.running, demo.rate, demo.batch_id, demo.generation = True, rate, batch_id, demo.generation + 1
         demo.started_at = demo.ticked_at = timezone.now()
-        demo.sent = 0
+        demo.sent = demo.ticks = 0
         demo.save()
-        jobs.enqueue(DEMO_TICK, demo.pk, demo.generation)
+        jobs.enqueue(DEMO_TICK, demo.pk, demo.generation, 0)
     return demo_state()
 
 
@@ -457,12 +457,13 @@ def demo_state():
     return {"running": demo is not None, "rate": demo.rate if demo else None, "batch": demo.batch_id if demo else None}
 
 
-def demo_tick(demo_id, generation, *, now=None):
-    """Route the demo prompts due now (under the row's lock) and return the seconds until the next tick, or None
-    when this demo (this generation) is no longer running."""
+def demo_tick(demo_id, generation, expect, *, now=None):
+    """Route the demo prompts due now (under the row's lock) and return (seconds until the next tick, the tick count
+    to send it for), or None when this demo (this generation) is no longer running or this tick was sent for a count
+    another delivery has already run (``expect``: the row's ``ticks`` when it was sent; None runs whatever it is)."""
     with transaction.atomic():
         demo = DemoTraffic.objects.select_for_update().filter(pk=demo_id, running=True, generation=generation).first()
-        if demo is None:
+        if demo is None or expect not in (None, demo.ticks):
             return None
         now = now or timezone.now()
         elapsed = (now - demo.started_at).total_seconds()
@@ -475,9 +476,9 @@ def demo_tick(demo_id, generation, *, now=None):
             prompts = _demo_prompts[key]
             route_prompts(prompts=[prompts[(demo.sent + i) % len(prompts)] for i in range(due)], source="demo")
             demo.sent += due
-        demo.ticked_at = now
-        demo.save(update_fields=["sent", "ticked_at"])
-    return max(DEMO_TICK_S, demo.sent / demo.rate - elapsed)
+        demo.ticked_at, demo.ticks = now, demo.ticks + 1
+        demo.save(update_fields=["sent", "ticked_at", "ticks"])
+    return max(DEMO_TICK_S, demo.sent / demo.rate - elapsed), demo.ticks
 
 
 def reconcile_demo(*, now=None):
@@ -485,9 +486,9 @@ def reconcile_demo(*, now=None):
     worker died), so a demo keeps going whatever became of a message."""
     now = now or timezone.now()
     late = list(DemoTraffic.objects.filter(running=True, ticked_at__lt=now - timedelta(seconds=DEMO_LATE_S))
-                .values_list("pk", "generation"))
-    for pk, generation in late:
-        jobs.send(DEMO_TICK, pk, generation)
+                .values_list("pk", "generation", "ticks"))
+    for pk, generation, ticks in late:
+        jobs.send(DEMO_TICK, pk, generation, ticks)
     return {"demos_woken": len(late)}
 
 

@@ -6,8 +6,8 @@ reconciler wakes a worker again for whatever is still unfinished, whatever becam
 from celery import shared_task
 from django.conf import settings
 
-from coe_site.errors import OUTAGE
 from coe_site import jobs
+from coe_site.errors import OUTAGE
 from coe_site.jobs import retry_delay
 
 from . import services, training
@@ -39,11 +39,13 @@ def retrain_router(self, training_id):
 
 
 @shared_task(name="routing.demo_tick", bind=True, ignore_result=True, max_retries=None)
-def demo_tick(self, demo_id, generation):
-    """Route the demo prompts due now and send the next tick; a stopped or restarted demo's tick ends its chain."""
+def demo_tick(self, demo_id, generation, expect=None):
+    """Route the demo prompts due now and send the next tick; a stopped or restarted demo's tick, or a duplicate
+    one, ends its chain."""
     try:
-        delay = services.demo_tick(demo_id, generation)
+        nxt = services.demo_tick(demo_id, generation, expect)
     except OUTAGE as exc:  # the reconciler also wakes a demo whose ticks stopped
         raise self.retry(exc=exc, countdown=retry_delay(self.request.retries))
-    if delay is not None:
-        jobs.send(services.DEMO_TICK, demo_id, generation, countdown=delay)
+    if nxt is not None:
+        delay, ticks = nxt
+        jobs.send(services.DEMO_TICK, demo_id, generation, ticks, countdown=delay)

@@ -112,7 +112,7 @@ def test_staff_start_and_stop_demo_traffic(client, django_user_model, active_rou
     # stopped means stopped: ticks route under the row's lock, so a tick delivered now routes nothing
     demo = DemoTraffic.objects.get(name="default")
     routed = RoutingDecision.objects.filter(source="demo").count()
-    assert services.demo_tick(demo.pk, demo.generation) is None
+    assert services.demo_tick(demo.pk, demo.generation, None) is None
     assert routed >= 10 and RoutingDecision.objects.filter(source="demo").count() == routed
     _embedded_runner_idle(settings)
 
@@ -161,14 +161,19 @@ def test_a_demo_tick_routes_what_is_due_and_says_when_to_tick_again(db, active_r
     demo = DemoTraffic.objects.get(name="default")
     assert demo.sent == 1 == RoutingDecision.objects.filter(source="demo").count()
     at = lambda s: demo.started_at + timedelta(seconds=s)  # noqa: E731
-    assert services.demo_tick(demo.pk, demo.generation, now=at(0.2)) == pytest.approx(0.3)  # nothing due yet
-    assert services.demo_tick(demo.pk, demo.generation, now=at(1.1)) == pytest.approx(0.4)  # due: 0.5 and 1.0 s
+    assert demo.ticks == 1
+    delay, ticks = services.demo_tick(demo.pk, demo.generation, 1, now=at(0.2))  # nothing due yet
+    assert (delay, ticks) == (pytest.approx(0.3), 2)
+    assert services.demo_tick(demo.pk, demo.generation, 1, now=at(0.3)) is None  # a duplicate of that tick: ends
+    delay, ticks = services.demo_tick(demo.pk, demo.generation, 2, now=at(1.1))  # due: 0.5 and 1.0 s
+    assert (delay, ticks) == (pytest.approx(0.4), 3)
     assert DemoTraffic.objects.get(pk=demo.pk).sent == 3 == RoutingDecision.objects.filter(source="demo").count()
-    assert services.demo_tick(demo.pk, demo.generation, now=at(9.0)) == pytest.approx(0.1)  # behind: one second's
-    assert DemoTraffic.objects.get(pk=demo.pk).sent == 5  # worth (2 prompts), then the shortest wait
-    assert services.demo_tick(demo.pk, demo.generation - 1, now=at(9.5)) is None  # an old start's tick: nothing
+    delay, ticks = services.demo_tick(demo.pk, demo.generation, 3, now=at(9.0))  # behind: one second's worth
+    assert (delay, ticks) == (pytest.approx(0.1), 4)  # (2 prompts), then the shortest wait
+    assert DemoTraffic.objects.get(pk=demo.pk).sent == 5
+    assert services.demo_tick(demo.pk, demo.generation - 1, 4, now=at(9.5)) is None  # an old start's tick: nothing
     services.stop_demo()
-    assert services.demo_tick(demo.pk, demo.generation, now=at(10.0)) is None
+    assert services.demo_tick(demo.pk, demo.generation, 4, now=at(10.0)) is None
     assert RoutingDecision.objects.filter(source="demo").count() == 5
 
 
@@ -189,7 +194,7 @@ def test_the_reconciler_wakes_a_running_demo_whose_ticks_stopped(db, active_rout
         "demos_woken": 0}
     assert services.reconcile_demo(now=demo.ticked_at + timedelta(seconds=services.DEMO_LATE_S + 1)) == {
         "demos_woken": 1}
-    assert sent == [(services.DEMO_TICK, demo.pk, demo.generation)]
+    assert sent == [(services.DEMO_TICK, demo.pk, demo.generation, demo.ticks)]
     services.stop_demo()
     assert services.reconcile_demo(now=timezone.now() + timedelta(hours=1)) == {"demos_woken": 0}
 

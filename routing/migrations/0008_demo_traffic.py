@@ -22,6 +22,7 @@ class Migration(migrations.Migration):
                 ('started_at', models.DateTimeField(blank=True, null=True)),
                 ('sent', models.PositiveIntegerField(default=0, help_text='Prompts routed since started_at.')),
                 ('ticked_at', models.DateTimeField(blank=True, null=True)),
+                ('ticks', models.PositiveIntegerField(default=0, help_text='Ticks run in this generation: a tick message carries the count it was sent for, so a duplicate chain (a reconciled tick racing a slow one) ends.')),
             ],
         ),
     ]
